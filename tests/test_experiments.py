@@ -1,0 +1,26 @@
+"Every experiment notebook runs end to end through papermill at `smoke` size, from the embedded mini set alone."
+import json
+import pytest
+import kdnotes
+from pathlib import Path
+from kdnotes.cli import experiments, run_experiment
+from conftest import kdnotes as run_kdnotes
+
+@pytest.mark.parametrize('experiment', experiments())
+def test_smoke_run_writes_a_complete_results_folder(experiment, tmp_path, no_data_env):
+    out = tmp_path/'results'/experiment/'smoke'
+    r = run_kdnotes('run', experiment, '--preset', 'smoke', '--device', 'cpu', '--out', out, cwd=tmp_path, env=no_data_env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in ['metrics.json', 'provenance.json', f'{experiment}.ipynb', 'tables/comparison.md', 'tables/summary.md']:
+        assert (out/f).is_file(), f
+    assert list((out/'figures').glob('*.png'))
+    prov = json.loads((out/'provenance.json').read_text())
+    assert prov['preset'] == 'smoke' and prov['command'].startswith(f'kdnotes run {experiment}')
+    assert Path(prov['kdnotes_path']) == Path(kdnotes.__file__).parent    # the kernel ran this kdnotes
+    assert sorted(p.name for p in out.parent.iterdir()) == ['smoke']        # no temporary folder left behind
+
+def test_failed_run_leaves_no_results_folder(tmp_path, no_data_env, monkeypatch):
+    monkeypatch.setenv('KDNOTES_CACHE', no_data_env['KDNOTES_CACHE'])
+    out = tmp_path/'004_base'/'smoke'
+    with pytest.raises(Exception, match='seeds=\\[\\]'): run_experiment('004_base', 'smoke', 'cpu', out, seeds=[], progress=False)
+    assert list(out.parent.iterdir()) == []
