@@ -62,6 +62,9 @@ class Stacked:
         return vmap(self._call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
 
     def parameters(self): return list(self.params.values())
+    def select(self, runs:list) -> Stacked:
+        "The runs `runs` as a new `Stacked` (copies of their current parameters)."
+        return Stacked([self.unstack(i) for i in runs])
     def unstack(self, i:int) -> nn.Module:
         "Run `i` as an ordinary module."
         m = copy.deepcopy(self.base).to_empty(device=self.parameters()[0].device)

@@ -15,7 +15,7 @@ from .data import ImageSet, epoch_batches
 from .models import Stacked
 
 # %% auto #0
-__all__ = ['predict', 'evaluate', 'fit', 'fit_attempts', 'mean_std', 'integral_criterion']
+__all__ = ['predict', 'evaluate', 'fit', 'fit_attempts', 'teacher_logits', 'protocol_runs', 'mean_std', 'integral_criterion']
 
 # %% ../nbs/04_train.ipynb #14ce1af1
 @torch.no_grad()
@@ -89,7 +89,45 @@ def fit_attempts(model:Stacked, # one model (k = 1), trained on across attempts
     hs = [fit(model, train, epochs, bs, [seed + a], **kwargs) for a in range(attempts)]
     return {k: None if hs[0][k] is None else torch.cat([h[k] for h in hs]) for k in hs[0]}
 
-# %% ../nbs/04_train.ipynb #b6eb61a0
+# %% ../nbs/04_train.ipynb #54d6f4e0
+def _on_images(phi, x):
+    "`phi` of images `x` with any leading axes (runs, batch), applied as one batch `(N, C, H, W)`."
+    y = phi(x.flatten(0, -4))
+    return y.view(*x.shape[:-3], *y.shape[1:])
+
+def teacher_logits(teachers:Stacked,      # k trained teachers
+                   train:ImageSet,         # the students' training images
+                   phi=lambda x: x,        # map from the student's images to the teacher's, on (N, C, H, W) batches
+                   random_phi:bool=False   # φ is random: apply it to every batch afresh
+                  ):
+    "Teacher logits for `fit`: precomputed on φ(train), or a function of each batch when φ is random."
+    if not random_phi:
+        with torch.no_grad():
+            idx = torch.arange(len(train), device=train.x.device)
+            return torch.cat([teachers(phi(train.batch(i)[0]), shared=True) for i in idx.split(1000)], 1)
+    def per_batch(x, idx):
+        with torch.no_grad(): return teachers(_on_images(phi, x))
+    return per_batch
+
+# %% ../nbs/04_train.ipynb #7dafab5c
+def protocol_runs(make,              # builds one student
+                  train:ImageSet, test:ImageSet,
+                  seeds:list,        # one per independent run; the study protocol uses the first
+                  epochs:int, bs:int, lr:float=1e-3,
+                  loss_fn=F.cross_entropy, # `(logits, y)`, or `(logits, y, teacher_logits)` with teachers
+                  teachers:Stacked=None,   # one teacher per seed
+                  phi=lambda x: x, random_phi:bool=False # the map φ (see `teacher_logits`)
+                 ) -> dict:
+    "Histories of `len(seeds)` independent runs and of the study's continued attempts."
+    dev = train.x.device
+    if teachers is not None and teachers.k != len(seeds): raise ValueError(f'{teachers.k} teachers for {len(seeds)} seeds: expected one per seed')
+    kw = lambda t: {} if t is None else dict(loss_fn=loss_fn, teacher=teacher_logits(t, train, phi, random_phi))
+    independent = fit(Stacked.from_seeds(make, seeds, dev), train, epochs, bs, seeds, lr, test=test, progress=True, **kw(teachers))
+    first = None if teachers is None else teachers.select([0])
+    study = fit_attempts(Stacked.from_seeds(make, seeds[:1], dev), train, len(seeds), epochs, bs, seeds[0], lr=lr, test=test, **kw(first))
+    return {'independent': independent, 'study': study}
+
+# %% ../nbs/04_train.ipynb #f1272154
 def mean_std(values) -> tuple[np.ndarray, np.ndarray]:
     "Mean and standard deviation (ddof=0) over runs, the first axis of `values`."
     v = np.asarray(values, dtype=float)
