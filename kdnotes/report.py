@@ -70,11 +70,13 @@ def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
     for r in rows:
         row, h = metrics['rows'][r], metrics['histories'][r][protocol]
-        label = f"{row['student']} ← {row['teacher']}" + (f" (φ: {row['phi']})" if row['phi'] != '—' else '')
+        label = row['student'] + (', no teacher' if row['teacher'] == '—' else f" ← teacher on {row['teacher']}")
+        label += f" (φ: {row['phi']})" if row['phi'] != '—' else ''
         for ax, key, name in zip(axs, ['test_acc', 'test_ce'], ['test accuracy', 'test cross-entropy']):
             m, s = mean_std(h[key]); e = np.arange(len(m))
             ax.plot(e, m, label=label); ax.fill_between(e, m - s, m + s, alpha=.25)
             ax.set_xlabel('epoch (0 = before training)'); ax.set_ylabel(name); ax.grid(alpha=.3)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     axs[0].legend(fontsize=8)
     n = len(np.asarray(h['test_acc']))
     fig.suptitle(f"{title} — {metrics['preset']} preset, {protocol} protocol, mean ± std over {n} runs")
