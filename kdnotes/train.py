@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.func import vmap
-from tqdm.auto import trange
+from tqdm import trange
 
 from .data import ImageSet, epoch_batches
 from .models import Stacked
