@@ -35,10 +35,20 @@ CLAIMS = {
         dict(study='004', table='Table 4', row='small_alone', acc=(0.798, 0.005), ce=(0.666, 0.065), integral=(12.978, 1.797)),
         dict(study='004', table='Table 4', row='small_teacher', acc=(0.813, 0.007), ce=(0.570, 0.014), integral=(11.484, 1.607)),
     ],
+    '004_domains': [
+        dict(study='004', table='Table 5', row='noise', acc=(0.810, 0.009), ce=(0.565, 0.024), integral=(11.362, 1.595)),
+        dict(study='004', table='Table 6', row='conv', acc=(0.816, 0.007), ce=(0.561, 0.013), integral=(11.330, 1.540)),
+        dict(study='004', table='Table 6', row='dilation', acc=(0.816, 0.007), ce=(0.561, 0.013), integral=(11.330, 1.540)),
+        dict(study='004', table='Table 7', row='mnist_vae_leak', acc=(0.810, 0.006), ce=(0.629, 0.018), integral=(12.657, 1.455)),
+        dict(study='004', table='Table 7', row='mnist_vae', acc=(0.810, 0.006), ce=(0.629, 0.018), integral=(12.657, 1.455)),
+        dict(study='004', table='Table 7', row='mnist_direct', acc=(0.520, 0.020), ce=(1.257, 0.028), integral=(24.642, 1.462)),
+        dict(study='004', table='Table 9', row='generated_vae_study', acc=(0.803, 0.007), ce=(0.600, 0.013), integral=(12.019, 1.629)),
+        dict(study='004', table='Table 9', row='generated_vae', acc=(0.803, 0.007), ce=(0.600, 0.013), integral=(12.019, 1.629)),
+    ],
 }
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion'}
 
-# %% ../nbs/10_report.ipynb #445d0f4a
+# %% ../nbs/10_report.ipynb #29da6aac
 def pm(mean_std:tuple, digits:int=3) -> str:
     "'mean ± std' as text."
     return f'{mean_std[0]:.{digits}f} ± {mean_std[1]:.{digits}f}'
@@ -58,13 +68,13 @@ def comparison(metrics:dict # a results folder's metrics.json
             lines.append(line)
     return pd.DataFrame(lines)
 
-# %% ../nbs/10_report.ipynb #29da6aac
+# %% ../nbs/10_report.ipynb #495e6536
 def md_table(df:pd.DataFrame) -> str:
     "A DataFrame as a GitHub markdown table."
     rows = [list(df.columns), ['---']*len(df.columns)] + df.astype(str).values.tolist()
     return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows) + '\n'
 
-# %% ../nbs/10_report.ipynb #63bfdb17
+# %% ../nbs/10_report.ipynb #d5ec5380
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     "Accuracy and cross-entropy per epoch of `rows` under `protocol`: mean line and ± std band."
     fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -83,7 +93,7 @@ def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_report.ipynb #b3f21855
+# %% ../nbs/10_report.ipynb #cfccdf83
 def summary(metrics:dict) -> pd.DataFrame:
     "Every row under every protocol: accuracy, cross-entropy and integral criterion, mean ± std."
     lines = []
@@ -95,7 +105,7 @@ def summary(metrics:dict) -> pd.DataFrame:
                           'runs': len(h['test_acc']), **{METRICS[m]: pm(s[m]) for m in METRICS}})
     return pd.DataFrame(lines)
 
-# %% ../nbs/10_report.ipynb #cfccdf83
+# %% ../nbs/10_report.ipynb #313265c8
 def render(results_dir # a folder holding metrics.json
           ) -> pd.DataFrame:
     "Write the tables and figures of a results folder from its metrics.json; return the comparison."
@@ -112,7 +122,7 @@ def render(results_dir # a folder holding metrics.json
             fig.savefig(d/'figures'/f'{name}_{p}.png', dpi=120); plt.close(fig)
     return cmp
 
-# %% ../nbs/10_report.ipynb #3e320642
+# %% ../nbs/10_report.ipynb #585c1c80
 def results_folders(root='results') -> list[Path]:
     "Results folders under `root`: one per experiment, the `paper` preset preferred."
     found = {}
@@ -131,7 +141,7 @@ def results_table(root='results') -> str:
     if not frames: raise ValueError(f'{root}: no results folder with a metrics.json that a study claim refers to')
     return md_table(pd.concat(frames, ignore_index=True).fillna(''))
 
-# %% ../nbs/10_report.ipynb #585c1c80
+# %% ../nbs/10_report.ipynb #ee7ea78f
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 
 def update_readme(readme, table:str):

@@ -15,7 +15,8 @@ from .data import ImageSet, epoch_batches
 from .models import Stacked
 
 # %% auto #0
-__all__ = ['predict', 'evaluate', 'fit', 'fit_attempts', 'teacher_logits', 'protocol_runs', 'mean_std', 'integral_criterion']
+__all__ = ['predict', 'evaluate', 'fit', 'fit_attempts', 'on_images', 'teacher_logits', 'protocol_runs', 'mean_std',
+           'integral_criterion']
 
 # %% ../nbs/04_train.ipynb #14ce1af1
 @torch.no_grad()
@@ -90,7 +91,7 @@ def fit_attempts(model:Stacked, # one model (k = 1), trained on across attempts
     return {k: None if hs[0][k] is None else torch.cat([h[k] for h in hs]) for k in hs[0]}
 
 # %% ../nbs/04_train.ipynb #54d6f4e0
-def _on_images(phi, x):
+def on_images(phi, x):
     "`phi` of images `x` with any leading axes (runs, batch), applied as one batch `(N, C, H, W)`."
     y = phi(x.flatten(0, -4))
     return y.view(*x.shape[:-3], *y.shape[1:])
@@ -106,7 +107,7 @@ def teacher_logits(teachers:Stacked,      # k trained teachers
             idx = torch.arange(len(train), device=train.x.device)
             return torch.cat([teachers(phi(train.batch(i)[0]), shared=True) for i in idx.split(1000)], 1)
     def per_batch(x, idx):
-        with torch.no_grad(): return teachers(_on_images(phi, x))
+        with torch.no_grad(): return teachers(on_images(phi, x))
     return per_batch
 
 # %% ../nbs/04_train.ipynb #7dafab5c
