@@ -114,5 +114,5 @@ def provenance(device='cpu', # the device the run used
     here = Path(kdnotes.__file__).parent
     return dict(git_commit=git_commit(here), kdnotes=kdnotes.__version__, kdnotes_path=str(here), torch=torch.__version__,
                 torchvision=torchvision.__version__, python=platform.python_version(),
-                device=str(device), device_name=device_name(device), host=platform.node(),
+                device=str(device), device_name=device_name(device), torch_threads=torch.get_num_threads(), host=platform.node(),
                 date=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **info)
