@@ -36,7 +36,10 @@ class ImageSet:
     def __repr__(self): return f'ImageSet({len(self)} × {tuple(self.x.shape[1:])}, {len(self.classes)} classes, {self.x.device})'
     def to(self, device): return ImageSet(self.x.to(device), self.y.to(device), self.classes)
     def subset(self, idx): return ImageSet(self.x[idx], self.y[idx], self.classes)
-    def batch(self, idx): return self.x[idx].to(torch.get_default_dtype()).div_(255), self.y[idx]
+    def batch(self, idx):
+        "Images of `idx` (an index tensor of any shape) as floats in [0, 1] of the default dtype, and their labels."
+        x = self.x.index_select(0, idx.flatten()).view(*idx.shape, *self.x.shape[1:])   # ~8× faster than x[idx] for 2-D idx
+        return x.to(torch.get_default_dtype()).div_(255), self.y[idx]
 
 # %% ../nbs/01_data.ipynb #7b96d5b8
 def sha256(path) -> str:

@@ -57,7 +57,7 @@ def fit(model:Stacked,     # the k runs to train, in place
     if epochs < 0 or bs < 1: raise ValueError(f'epochs={epochs}, bs={bs}: expected epochs >= 0 and bs >= 1')
     if len(seeds) != model.k: raise ValueError(f'{len(seeds)} seeds for {model.k} runs: expected one seed per run')
     if train.x.device != model.parameters()[0].device: raise ValueError(f'data on {train.x.device}, model on {model.parameters()[0].device}')
-    soft, opt = _teacher_lookup(teacher, model.k), torch.optim.Adam(model.parameters(), lr=lr)
+    soft, opt = _teacher_lookup(teacher, model.k), torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     hist = {'test_acc': [], 'test_ce': [], 'train_loss': []}
     def record():
