@@ -20,10 +20,12 @@ __all__ = ['predict', 'evaluate', 'fit', 'fit_attempts', 'on_images', 'teacher_l
 
 # %% ../nbs/04_train.ipynb #14ce1af1
 @torch.no_grad()
-def predict(model:Stacked, data:ImageSet, bs:int=5000) -> Tensor:
-    "Logits `(k, N, C)` of every run of `model` on every image of `data`."
+def predict(model:Stacked, data:ImageSet, bs:int=5000,
+            phi=lambda x: x # map applied to every chunk of images `(N, C, H, W)` before the model
+           ) -> Tensor:
+    "Logits `(k, N, C)` of every run of `model` on φ of every image of `data`."
     idx = torch.arange(len(data), device=data.x.device)
-    return torch.cat([model(data.batch(i)[0], shared=True) for i in idx.split(bs)], 1)
+    return torch.cat([model(phi(data.batch(i)[0]), shared=True) for i in idx.split(bs)], 1)
 
 @torch.no_grad()
 def evaluate(model:Stacked, data:ImageSet, bs:int=5000) -> tuple[Tensor, Tensor]:
@@ -102,10 +104,7 @@ def teacher_logits(teachers:Stacked,      # k trained teachers
                    random_phi:bool=False   # φ is random: apply it to every batch afresh
                   ):
     "Teacher logits for `fit`: precomputed on φ(train), or a function of each batch when φ is random."
-    if not random_phi:
-        with torch.no_grad():
-            idx = torch.arange(len(train), device=train.x.device)
-            return torch.cat([teachers(phi(train.batch(i)[0]), shared=True) for i in idx.split(1000)], 1)
+    if not random_phi: return predict(teachers, train, phi=phi)
     def per_batch(x, idx):
         with torch.no_grad(): return teachers(on_images(phi, x))
     return per_batch
