@@ -10,7 +10,7 @@ from torch import nn, Tensor
 from torch.func import functional_call, stack_module_state, vmap
 
 # %% auto #0
-__all__ = ['MLP', 'n_weights', 'n_params', 'seeded', 'Stacked']
+__all__ = ['MLP', 'n_weights', 'n_params', 'seeded', 'Stacked', 'CifarResNet']
 
 # %% ../nbs/02_models.ipynb #6fb1b611
 class MLP(nn.Sequential):
@@ -70,3 +70,29 @@ class Stacked:
         m = copy.deepcopy(self.base).to_empty(device=self.parameters()[0].device)
         m.load_state_dict({n: t[i].detach() for n, t in {**self.params, **self.buffers}.items()})
         return m
+
+# %% ../nbs/02_models.ipynb #51c343b4
+from torchvision.models import resnet18, resnet34, resnet50
+
+class CifarResNet(nn.Module):
+    "torchvision's ResNet with a CIFAR stem (3×3 stride-1 convolution, no max-pool)."
+    archs = {'resnet18': resnet18, 'resnet34': resnet34, 'resnet50': resnet50}
+    def __init__(self, arch:str='resnet18', # 'resnet18', 'resnet34' or 'resnet50'
+                 n_classes:int=10, in_channels:int=3):
+        super().__init__()
+        if arch not in self.archs: raise ValueError(f'arch={arch!r}: expected one of {sorted(self.archs)}')
+        net = self.archs[arch](num_classes=n_classes)
+        net.conv1, net.maxpool = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False), nn.Identity()
+        self.net = net
+
+    def forward(self, x:Tensor,       # (B, C, H, W) images
+                features:bool=False   # also return the four stages' outputs and the pooled vector
+               ):
+        "Logits, or logits and the list of features when `features`."
+        n = self.net
+        x = n.relu(n.bn1(n.conv1(x)))
+        feats = []
+        for stage in (n.layer1, n.layer2, n.layer3, n.layer4): x = stage(x); feats.append(x)
+        pooled = n.avgpool(x).flatten(1); feats.append(pooled)
+        logits = n.fc(pooled)
+        return (logits, feats) if features else logits
