@@ -15,7 +15,7 @@ from .models import Stacked
 # %% auto #0
 __all__ = ['T_MIN', 'T_MAX', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'accuracy', 'train_student']
+           'fit_full_batch', 'evaluate_runs', 'train_student']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -159,18 +159,25 @@ def fit_full_batch(model:Stacked, # k models, trained in place
     return model
 
 @torch.no_grad()
-def accuracy(model:nn.Module, # the architecture
-             params:dict,     # stacked parameters `(k, ...)` by name
-             x:Tensor, y:Tensor) -> Tensor:
-    "Accuracy `(k,)` of every run on `(x, y)`."
-    logits = vmap(lambda p: functional_call(model, p, (x,)))(params)
-    return (logits.argmax(-1) == y).to(x.dtype).mean(-1)
+def evaluate_runs(model:nn.Module, # the architecture
+                  params:dict,     # stacked parameters `(k, ...)` by name
+                  x:Tensor, y:Tensor, # inputs and labels, shared by the runs
+                  bs:int=2000      # inputs per chunk
+                 ) -> tuple[Tensor, Tensor]:
+    "Accuracy and mean cross-entropy `(k,)` of every run on `(x, y)`, in chunks of `bs` inputs."
+    logits = torch.cat([vmap(lambda p: functional_call(model, p, (c,)))(params) for c in x.split(bs)], 1)
+    ys = y.expand(logits.shape[0], -1)
+    return (logits.argmax(-1) == ys).to(logits.dtype).mean(-1), F.cross_entropy(logits.transpose(1, 2), ys, reduction='none').mean(-1)
 
 # %% ../nbs/09_hyper.ipynb #e0ed0839
+def _batch(data, it:int):
+    "The batch of iteration `it` and its `vmap` axis: a tuple is shared by the runs, a function gives per-run batches."
+    return (data, None) if isinstance(data, tuple) else (data(it), 0)
+
 def train_student(model:Stacked,    # k students (restarts), trained in place
-                  train:tuple,      # (x, y, teacher_logits): the student's training set, used as one batch
-                  val:tuple,        # (x, y): the validation set of the meta-objective
-                  test:tuple,       # (x, y): evaluated after every iteration
+                  train,            # (x, y, teacher_logits) used as one batch, or a function `it -> ` per-run batches `(k, B, ...)`
+                  val,              # (x, y): the validation batch of the meta-objective, or a function `it -> ` per-run batches
+                  test:tuple,       # (x, y): evaluated by `evaluate_runs`
                   lam,              # (k, 3) or (3,) starting meta-parameters [β1, β2, T]
                   mode:str='hyper', # 'fixed', 'hyper' (hypergradient every iteration) or 'spline'
                   iterations:int=1000, # student steps
@@ -182,32 +189,40 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
                   clip:float=1.,    # hypergradients are clipped to ±clip
                   meta_opt:str='sgd', # 'sgd' or 'adam'
                   soft_ce:bool=False, # the study's soft cross-entropy form of the KD term
-                  grad_mode:str='reverse' # 'reverse' or 'forward' differentiation (see `hypergrad`)
+                  grad_mode:str='reverse', # 'reverse' or 'forward' differentiation (see `hypergrad`)
+                  record_every:int=1 # iterations between test evaluations
                  ) -> dict:
-    "Train `k` students with fixed, hypergradient-optimised or spline-predicted λ; test accuracy and λ per iteration."
+    "Train `k` students with fixed, hypergradient-optimised or spline-predicted λ; test metrics and λ as they go."
     if mode not in ('fixed', 'hyper', 'spline'): raise ValueError(f"mode={mode!r}: expected 'fixed', 'hyper' or 'spline'")
     if mode == 'spline' and n < 2: raise ValueError(f'n={n}: spline prediction needs n >= 2 epochs per cycle')
     if epoch_size < 2 or iterations < 0: raise ValueError(f'epoch_size={epoch_size}, iterations={iterations}: expected >= 2 and >= 0')
     if meta_opt not in ('sgd', 'adam'): raise ValueError(f"meta_opt={meta_opt!r}: expected 'sgd' or 'adam'")
+    if record_every < 1: raise ValueError(f'record_every={record_every}: expected >= 1')
     base, k = model.base, model.k
     params = {name: p.detach().clone() for name, p in model.params.items()}
     raw = raw_params(lam).to(model.parameters()[0]).expand(k, 3).clone().requires_grad_(mode != 'fixed')
     opt = {'sgd': torch.optim.SGD, 'adam': torch.optim.Adam}[meta_opt]([raw], lr=meta_lr) if mode != 'fixed' else None
-    hyper = vmap(lambda p, r: hypergrad(base, p, r, train, val, steps, lr, soft_ce, grad_mode)[0])
-    student_step = vmap(lambda p, r: sgd_unroll(base, p, r, train, 1, lr, soft_ce))
-    acc, lams, trajectory, line = [accuracy(base, params, *test)], [meta_params(raw.detach())], [], None
+    hyper = lambda p, r, tr, va, dims: vmap(lambda p, r, tr, va: hypergrad(base, p, r, tr, va, steps, lr, soft_ce, grad_mode)[0],
+                                            (0, 0) + dims)(p, r, tr, va)
+    student_step = lambda p, r, tr, d: vmap(lambda p, r, tr: sgd_unroll(base, p, r, tr, 1, lr, soft_ce), (0, 0, d))(p, r, tr)
+    metrics, lams, trajectory, line = [evaluate_runs(base, params, *test)], [meta_params(raw.detach())], [], None
     for it in range(iterations):
         epoch, j = divmod(it, epoch_size)
+        tr, tr_dim = _batch(train, it)
         if mode == 'hyper' or (mode == 'spline' and epoch % n == 0):
-            raw.grad = hyper(params, raw.detach()).clamp(-clip, clip)
+            va, va_dim = _batch(val, it)
+            raw.grad = hyper(params, raw.detach(), tr, va, (tr_dim, va_dim)).clamp(-clip, clip)
+            if not torch.isfinite(raw.grad).all(): raise ValueError(f'iteration {it}: hypergradient not finite (lr={lr}, meta_lr={meta_lr})')
             opt.step()
             if mode == 'spline':
                 trajectory.append(raw.detach().clone())
                 if j == epoch_size - 1: line, start, trajectory = fit_line(torch.stack(trajectory)), it - epoch_size + 1, []
         elif mode == 'spline':
             with torch.no_grad(): raw.copy_(line[0] + line[1]*(it - start))
-        params = student_step(params, raw.detach())
-        acc.append(accuracy(base, params, *test)); lams.append(meta_params(raw.detach()))
+        params = student_step(params, raw.detach(), tr, tr_dim)
+        lams.append(meta_params(raw.detach()))
+        if (it + 1) % record_every == 0: metrics.append(evaluate_runs(base, params, *test))
     with torch.no_grad():
         for name, p in model.params.items(): p.copy_(params[name])
-    return {'test_acc': torch.stack(acc, 1).cpu(), 'lam': torch.stack(lams, 1).cpu()}
+    return {'test_acc': torch.stack([m[0] for m in metrics], 1).cpu(), 'test_ce': torch.stack([m[1] for m in metrics], 1).cpu(),
+            'lam': torch.stack(lams, 1).cpu()}

@@ -16,16 +16,24 @@ from .core import load_json
 from .train import integral_criterion, mean_std
 
 # %% auto #0
-__all__ = ['CLAIMS', 'METRICS', 'START', 'END', 'summarise', 'pm', 'comparison', 'md_table', 'plot_curves', 'summary', 'render',
-           'results_folders', 'results_table', 'update_readme']
+__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'START', 'END', 'summarise', 'pm', 'comparison', 'md_table', 'plot_curves',
+           'summary', 'render', 'results_folders', 'results_table', 'update_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
-def summarise(history:dict # `test_acc` and `test_ce`, runs × (epochs + 1)
+METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
+_CURVE = {'acc': 'test_acc', 'ce': 'test_ce', 'integral': 'test_ce', 'mse': 'test_mse'}
+CURVES = {'test_acc': 'test accuracy', 'test_ce': 'test cross-entropy', 'test_mse': 'test MSE'}
+
+def summarise(history:dict # curves `test_acc`, `test_ce`, `test_mse` (any of them), runs × (epochs + 1)
              ) -> dict:
-    "Last-epoch accuracy and cross-entropy, and the integral criterion, each as (mean, std) over runs."
-    acc, ce = np.asarray(history['test_acc'], float), np.asarray(history['test_ce'], float)
-    m_acc, s_acc = mean_std(acc[:, -1]); m_ce, s_ce = mean_std(ce[:, -1])
-    return {'acc': (float(m_acc), float(s_acc)), 'ce': (float(m_ce), float(s_ce)), 'integral': integral_criterion(ce[:, 1:])}
+    "Each metric the history has, as (mean, std) over runs: last-epoch values, the integral criterion over the CE curve."
+    out = {}
+    for m, key in _CURVE.items():
+        if key not in history: continue
+        c = np.asarray(history[key], float)
+        out[m] = integral_criterion(c[:, 1:]) if m == 'integral' else tuple(float(v) for v in mean_std(c[:, -1]))
+    if not out: raise ValueError(f'history with curves {sorted(history)}: expected at least one of {sorted(set(_CURVE.values()))}')
+    return out
 
 # %% ../nbs/10_report.ipynb #dd042e7b
 CLAIMS = {
@@ -45,13 +53,19 @@ CLAIMS = {
         dict(study='004', table='Table 9', row='generated_vae_study', acc=(0.803, 0.007), ce=(0.600, 0.013), integral=(12.019, 1.629)),
         dict(study='004', table='Table 9', row='generated_vae', acc=(0.803, 0.007), ce=(0.600, 0.013), integral=(12.019, 1.629)),
     ],
+    '004_regression': [
+        dict(study='004', table=t, row=f'{s}:{r}', mse=v) for s in ('code', 'fixed') for t, r, v in [
+            ('Table 16', 'train_alone', (1.0646, 0.0003)), ('Table 16', 'train_teacher', (1.0644, 0.0001)),
+            ('Table 17', 'small_alone', (1.0790, 0.0004)), ('Table 17', 'small_teacher', (1.0753, 0.0004)),
+            ('Table 18', 'small_sin', (1.0763, 0.0004))]],
 }
-METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion'}
 
 # %% ../nbs/10_report.ipynb #29da6aac
 def pm(mean_std:tuple, digits:int=3) -> str:
     "'mean ± std' as text."
     return f'{mean_std[0]:.{digits}f} ± {mean_std[1]:.{digits}f}'
+
+DIGITS = {'mse': 4}     # the regression tables print four decimals
 
 def comparison(metrics:dict # a results folder's metrics.json
               ) -> pd.DataFrame:
@@ -62,9 +76,12 @@ def comparison(metrics:dict # a results folder's metrics.json
         row = metrics['rows'][c['row']]
         sums = {p: summarise(h) for p, h in metrics['histories'][c['row']].items()}
         for m, name in METRICS.items():
+            if m not in c: continue
+            d = DIGITS.get(m, 3)
             line = {'table': c['table'], 'student': row['student'], 'teacher': row['teacher'], 'φ': row['phi'],
-                    'metric': name, 'paper': pm(c[m])}
-            for p, s in sums.items(): line[f'ours ({p})'], line[f'Δ ({p})'] = pm(s[m]), f'{s[m][0] - c[m][0]:+.3f}'
+                    'metric': name, 'paper': pm(c[m], d)}
+            for p, s in sums.items():
+                if m in s: line[f'ours ({p})'], line[f'Δ ({p})'] = pm(s[m], d), f'{s[m][0] - c[m][0]:+.{d}f}'
             lines.append(line)
     return pd.DataFrame(lines)
 
@@ -76,34 +93,35 @@ def md_table(df:pd.DataFrame) -> str:
 
 # %% ../nbs/10_report.ipynb #d5ec5380
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
-    "Accuracy and cross-entropy per epoch of `rows` under `protocol`: mean line and ± std band."
-    fig, axs = plt.subplots(1, 2, figsize=(10, 3.6))
+    "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band."
+    keys = [k for k in CURVES if k in metrics['histories'][rows[0]][protocol]]
+    fig, axs = plt.subplots(1, len(keys), figsize=(5*len(keys), 3.6), squeeze=False)
     for r in rows:
         row, h = metrics['rows'][r], metrics['histories'][r][protocol]
         label = row['student'] + (', no teacher' if row['teacher'] == '—' else f" ← teacher on {row['teacher']}")
         label += f" (φ: {row['phi']})" if row['phi'] != '—' else ''
-        for ax, key, name in zip(axs, ['test_acc', 'test_ce'], ['test accuracy', 'test cross-entropy']):
-            m, s = mean_std(h[key]); e = np.arange(len(m))
+        for ax, key in zip(axs[0], keys):
+            m, s = mean_std(h[key]); e = np.asarray(h.get('epochs', np.arange(len(m))))
             ax.plot(e, m, label=label); ax.fill_between(e, m - s, m + s, alpha=.25)
-            ax.set_xlabel('epoch (0 = before training)'); ax.set_ylabel(name); ax.grid(alpha=.3)
+            ax.set_xlabel('epoch (0 = before training)'); ax.set_ylabel(CURVES[key]); ax.grid(alpha=.3)
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axs[0].legend(fontsize=8)
-    n = len(np.asarray(h['test_acc']))
+    axs[0, 0].legend(fontsize=8)
+    n = len(np.asarray(h[keys[0]]))
     fig.suptitle(f"{title} — {metrics['preset']} preset, {protocol} protocol, mean ± std over {n} runs")
     fig.tight_layout()
     return fig
 
 # %% ../nbs/10_report.ipynb #cfccdf83
 def summary(metrics:dict) -> pd.DataFrame:
-    "Every row under every protocol: accuracy, cross-entropy and integral criterion, mean ± std."
+    "Every row under every protocol: each metric it has, mean ± std."
     lines = []
     for r, by_protocol in metrics['histories'].items():
         row = metrics['rows'][r]
         for p, h in by_protocol.items():
             s = summarise(h)
             lines.append({'row': r, 'student': row['student'], 'teacher': row['teacher'], 'φ': row['phi'], 'protocol': p,
-                          'runs': len(h['test_acc']), **{METRICS[m]: pm(s[m]) for m in METRICS}})
-    return pd.DataFrame(lines)
+                          'runs': len(h[_CURVE[next(iter(s))]]), **{METRICS[m]: pm(v, DIGITS.get(m, 3)) for m, v in s.items()}})
+    return pd.DataFrame(lines).fillna('—')
 
 # %% ../nbs/10_report.ipynb #313265c8
 def render(results_dir # a folder holding metrics.json
