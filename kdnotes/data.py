@@ -81,7 +81,9 @@ def _gunzip_to_cache(name, data_dir):
         tmp = raw/f'{f}.partial'
         try:
             with gzip.open(src) as i, open(tmp, 'wb') as o: shutil.copyfileobj(i, o)
-        except (OSError, EOFError) as e: raise ValueError(f'{src}: cannot be decompressed ({e})') from e
+        except (OSError, EOFError) as e:
+            tmp.unlink(missing_ok=True)      # a damaged file leaves nothing behind in the cache
+            raise ValueError(f'{src}: cannot be decompressed ({e})') from e
         tmp.rename(raw/f)
     return root
 
