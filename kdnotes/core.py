@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['data_roots', 'cache_dir', 'get_device', 'device_name', 'seed_everything', 'atomic_dir', 'results_dir', 'save_json',
-           'load_json', 'git_commit', 'provenance']
+__all__ = ['data_roots', 'cache_dir', 'get_device', 'device_name', 'seed_everything', 'atomic_dir', 'project_root', 'results_dir',
+           'save_json', 'load_json', 'git_commit', 'provenance']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
@@ -75,11 +75,14 @@ def atomic_dir(path # the folder to create or replace
         if tmp.exists(): shutil.rmtree(tmp)
 
 # %% ../nbs/00_core.ipynb #dc62fb88
+def project_root() -> Path:
+    "The folder holding settings.ini at or above the working folder, else the working folder."
+    here = Path.cwd()
+    return next((p for p in [here, *here.parents] if (p/'settings.ini').is_file()), here)
+
 def results_dir(experiment:str, preset:str) -> Path:
     "Default results folder of `experiment` under `preset`."
-    here = Path.cwd()
-    root = next((p for p in [here, *here.parents] if (p/'settings.ini').exists()), here)
-    return root/'results'/experiment/preset
+    return project_root()/'results'/experiment/preset
 
 # %% ../nbs/00_core.ipynb #1b634300
 def _jsonable(o):

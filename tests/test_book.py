@@ -1,0 +1,77 @@
+"`kdnotes book`: every page is there, every link works, and a real browser shows the results table and the figures."
+import html, re, shutil, subprocess, tempfile
+from pathlib import Path
+import pytest
+from PIL import Image
+from conftest import ROOT, kdnotes
+from kdnotes.book import broken_links
+from kdnotes.report import START, END
+
+CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+                  '--disable-component-update', '--disable-sync']
+
+@pytest.fixture(scope='module')
+def book(tmp_path_factory):
+    "The repository's book, built by the command into a temporary folder."
+    out = tmp_path_factory.mktemp('book')/'book'
+    r = kdnotes('book', '--out', out, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    return out
+
+def experiment_pages(book):
+    return sorted(book.glob('results/*/*/*.html'))
+
+def rows(text):
+    "The rows of every HTML table in `text`, each a list of cell texts."
+    cell = lambda c: html.unescape(re.sub(r'<[^>]+>', '', c)).strip()
+    return [[cell(c) for c in re.findall(r'<t[dh][^>]*>(.*?)</t[dh]>', r, flags=re.S)] for r in re.findall(r'<tr[^>]*>(.*?)</tr>', text, flags=re.S)]
+
+def readme_rows():
+    "The rows of README's results table (header and data), as their cell texts."
+    block = re.search(f'{START}\n(.*?){END}', (ROOT/'README.md').read_text(), flags=re.S).group(1)
+    lines = [l for l in block.splitlines() if l.startswith('|') and not re.fullmatch(r'[|\s:-]+', l)]
+    return [[c.strip().replace('`', '').replace('*', '') for c in l.strip().strip('|').split('|')] for l in lines]
+
+def test_every_page_is_there(book):
+    chapters = [f'nbs/{p.stem}.html' for p in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')]
+    runs = [p.relative_to(ROOT).with_suffix('.html').as_posix() for p in ROOT.glob('results/*/*/*.ipynb') if p.stem == p.parent.parent.name]
+    assert runs, 'no executed experiment notebook in results/'
+    for page in ['index.html', 'book.css', *chapters, *runs]: assert (book/page).is_file(), page
+    index = (book/'index.html').read_text()
+    for page in chapters + runs: assert f'href="{page}"' in index, f'the contents miss {page}'
+
+def test_every_relative_link_resolves(book):
+    assert broken_links(book) == []
+    assert all('href="../book.css"' in p.read_text() for p in book.glob('nbs/*.html'))
+
+def test_results_table_and_figures_are_in_the_html(book):
+    assert readme_rows(), 'README has no results table'
+    index = rows((book/'index.html').read_text())
+    for row in readme_rows(): assert row in index, f'results row missing from index.html: {row}'
+    for page in experiment_pages(book): assert re.search(r'<img [^>]*src="data:image/png;base64,', page.read_text()), page
+
+def chromium(*args, page:Path) -> str:
+    "Run headless Chromium with a fresh profile on `page`; its standard output."
+    exe = shutil.which('chromium') or '/usr/bin/chromium'
+    if not Path(exe).is_file(): pytest.fail('chromium is not installed: the book is checked in a real browser; install it with `apt-get install -y chromium`')
+    with tempfile.TemporaryDirectory() as profile:
+        r = subprocess.run([exe, *CHROMIUM_FLAGS, f'--user-data-dir={profile}', *args, page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+@pytest.mark.parametrize('which', ['front', 'experiment'])
+def test_a_browser_shows_the_page(book, which, tmp_path):
+    page = book/'index.html' if which == 'front' else experiment_pages(book)[0]
+    shot = tmp_path/'shot.png'
+    chromium(f'--screenshot={shot}', '--window-size=1280,2000', page=page)
+    image = Image.open(shot).convert('RGB')
+    assert image.size == (1280, 2000)
+    colours = image.getcolors(maxcolors=1 << 20)
+    assert len(colours) > 200, f'{page.name}: the screenshot looks blank ({len(colours)} colours)'
+    assert max(n for n, _ in colours) < 0.9*1280*2000, f'{page.name}: one colour covers 90% of the screenshot'
+    dom = chromium('--dump-dom', page=page)
+    assert '<nav class="toc">' in dom
+    if which == 'front':
+        shown = rows(dom)
+        for row in readme_rows(): assert row in shown, f'results row missing from the rendered front page: {row}'
+    else: assert re.search(r'<img [^>]*src="data:image/png;base64,', dom), f'{page.name}: no figure after rendering'
