@@ -46,6 +46,110 @@ PRESETS['004_regression'] = {
 }
 
 # %% ../nbs/12_presets.ipynb #96b49460
+_syn002 = dict(sizes=dict(n_teacher=200, n_train=15, n_val=15, n_test=200), noise=0.5, data_seed=42, seeds=list(range(10)),
+               teacher=dict(steps=300, lr=0.1), iterations=20000, lr=0.1, meta_lr=10., clip=1., steps=1, lam_seed=1,
+               epoch_size=10, n=2, epoch_sizes=[10, 100, 500, 1000, 2000], ns=[2, 3, 5, 10], record_every=10,
+               timing_iterations=1000)
+PRESETS['002_synthetic'] = {
+    'paper': _syn002,
+    'cpu': {**_syn002, 'iterations': 8000},
+    'smoke': {**_syn002, 'seeds': [0, 1], 'iterations': 120, 'epoch_sizes': [10, 50], 'ns': [2, 3], 'record_every': 5,
+              'timing_iterations': 50},
+}
+
+# %% ../nbs/12_presets.ipynb #48c338c2
+_vid003 = dict(dataset='cifar10-jpeg', source='full', seeds=[0, 1, 2, 3, 4], subset_seed=0, n_val=1000, n_test=None,
+               protocols={'study': 10112, 'full': None}, mean=(125.3, 123.0, 113.9), std=(63.0, 62.1, 66.7),
+               bs=128, lr=1e-3, epochs=30,
+               teacher=dict(arch='cnn', channels=(16, 32, 64), hidden=128, epochs=30),
+               student=dict(arch='cnn', channels=(8, 16, 32), hidden=64),
+               kd=dict(alpha=0.5, T=3.), beta=0.5, tau=0.1,
+               further=dict(teacher=dict(arch='resnet18', epochs=50), student=dict(arch='cnn', channels=(8, 16), hidden=64)))
+
+PRESETS['003_vid'] = {
+    'paper': _vid003,
+    'cpu': {**_vid003, 'seeds': [0, 1, 2], 'n_val': 500, 'n_test': 1000, 'protocols': {'study': 2048}, 'epochs': 5,
+            'teacher': {**_vid003['teacher'], 'epochs': 5}, 'further': {**_vid003['further'], 'teacher': 'study'}},
+    'smoke': {**_vid003, 'source': 'mini', 'seeds': [0, 1], 'n_val': 100, 'protocols': {'study': 64, 'full': 128}, 'bs': 64, 'epochs': 2,
+              'teacher': {**_vid003['teacher'], 'epochs': 2}, 'further': {**_vid003['further'], 'teacher': 'study'}},
+}
+
+# %% ../nbs/12_presets.ipynb #0a7a13fa
+_mtt_paper = dict(dataset='cifar10-jpeg', source='full', n_real=None, subset_seed=0, zca=True, zca_eps=0.1,
+                  width=128, seeds=[0, 1, 2, 3, 4], resume=True,
+                  experts=dict(n=100, epochs=50, lr=0.01, bs=256, seed=1000, group=25),
+                  distill=dict(ipc=10, syn_steps=30, expert_epochs=2, max_start_epoch=20, lr_img=1000., lr_lr=1e-5,
+                               lr_teacher=0.01, iterations=5000, batch_syn=None, checkpoint=False, seed=0, save_every=50),
+                  eval=dict(epochs=1000, bs=256, momentum=0.9, wd=5e-4, decay=0.1, record_every=20))
+_mtt_cpu = {**_mtt_paper, 'dataset': 'mnist', 'n_real': 6000, 'zca': False, 'width': 16,
+            'experts': {**_mtt_paper['experts'], 'n': 3, 'epochs': 6},
+            'distill': {**_mtt_paper['distill'], 'syn_steps': 10, 'max_start_epoch': 4, 'iterations': 150, 'save_every': 25,
+                        'lr_img': 100.},
+            'eval': {**_mtt_paper['eval'], 'epochs': 150, 'record_every': 25}}
+
+PRESETS['mtt'] = {
+    'paper': _mtt_paper,
+    'cpu': _mtt_cpu,
+    'smoke': {**_mtt_cpu, 'source': 'mini', 'n_real': 600, 'width': 8, 'seeds': [0, 1], 'resume': False,
+              'experts': {**_mtt_cpu['experts'], 'n': 2, 'epochs': 3},
+              'distill': {**_mtt_cpu['distill'], 'ipc': 2, 'syn_steps': 5, 'max_start_epoch': 1, 'iterations': 5},
+              'eval': {**_mtt_cpu['eval'], 'epochs': 20, 'record_every': 5}},
+}
+
+# %% ../nbs/12_presets.ipynb #1bbd4782
+_cifar002 = dict(source='full', n_images=50000, n_first=10112, n_val=10112, n_test=10000, protocols=['first10112', 'full'],
+                 teachers=['resnet18', 'cnn'], teacher=dict(images=50000, epochs=50, bs=128, lr=1e-3, seed=100),
+                 student=dict(epochs=100, bs=128, lr=0.1, meta_lr=10., clip=1., spline_epoch=100, n=2),
+                 runs=dict(no_kd=5, random=20, optimised=5), seeds=list(range(20)), lam_seed=1, order_seed=0)
+PRESETS['002_cifar10'] = {
+    'paper': _cifar002,
+    'cpu': {**_cifar002, 'n_images': 3000, 'n_first': 2000, 'n_val': 1000, 'n_test': 1000, 'protocols': ['first10112'],
+            'teacher': {**_cifar002['teacher'], 'images': 512, 'epochs': 1}, 'student': {**_cifar002['student'], 'epochs': 4, 'spline_epoch': 8},
+            'runs': dict(no_kd=3, random=8, optimised=3), 'seeds': list(range(8))},
+    'smoke': {**_cifar002, 'source': 'mini', 'n_images': 600, 'n_first': 300, 'n_val': 150, 'n_test': 200, 'teachers': ['cnn'],
+              'protocols': ['first10112'],
+              'teacher': {**_cifar002['teacher'], 'images': 600, 'epochs': 1},
+              'student': {**_cifar002['student'], 'epochs': 2, 'bs': 64, 'spline_epoch': 2},
+              'runs': dict(no_kd=2, random=3, optimised=2), 'seeds': [0, 1, 2]},
+}
+
+# %% ../nbs/12_presets.ipynb #33f7498d
+_style004 = dict(dataset='imagenette', source='full', label='ImageNet', substitute=False, size=200, n_small=1000, n_big=None,
+                 n_test=None, split_seed=1234, lr=1e-3, seeds=[0, 1, 2], eval_bs=500,
+                 teacher=dict(epochs=15, bs=64, padded=False, per_run=True), student=dict(epochs=15, bs=100, padded=False),
+                 style=dict(vgg_weights='vgg19-dcbb9e9d.pth', layers=[0, 5, 10, 19, 28], steps=3, lr=0.04, content_weight=8.,
+                            style_weight=70., texture_freqs=[4., 6., 9.], bs=32))
+_style004_cifar = {**_style004, 'dataset': 'cifar10-jpeg', 'label': 'CIFAR-10-JPEG', 'substitute': True, 'size': 32, 'n_big': 1500,
+                   'n_test': 1000, 'eval_bs': 5000, 'teacher': {**_style004['teacher'], 'epochs': 7, 'padded': True, 'per_run': False},
+                   'style': {**_style004['style'], 'vgg_weights': None, 'bs': 64}}
+
+PRESETS['004_style'] = {
+    'paper': _style004,
+    'cifar': _style004_cifar,
+    'smoke': {**_style004_cifar, 'source': 'mini', 'n_small': 100, 'n_big': 100, 'n_test': None, 'seeds': [0, 1],
+              'teacher': {**_style004_cifar['teacher'], 'epochs': 1}, 'student': {**_style004['student'], 'epochs': 2},
+              'style': {**_style004_cifar['style'], 'layers': [0]}},
+}
+
+# %% ../nbs/12_presets.ipynb #95009b0b
+_gtn001 = dict(source='full', learner=[64, 128], generator=dict(noise=128, hidden=1024, channels=128, conv=64),
+               curriculum=True, batch=128, real_batch=128, Ks=[8, 16, 32], lr=0.05, momentum=0.5, meta_lr=1e-3,
+               meta_steps=2000, eval_every=100, n_test=None, timing_steps=5, seed=0, seeds=[0, 1, 2, 3, 4],
+               ift=dict(iters=10, damping=0.1, scale=0.01, hessian_batches=1),
+               modes=['unrolled', 'unrolled_ckpt', 'ift_cg', 'ift_neumann', 'matching'], timed_only=[])
+
+PRESETS['001_gtn'] = {
+    'paper': _gtn001,
+    'cpu': {**_gtn001, 'learner': [8, 16], 'generator': dict(noise=32, hidden=128, channels=16, conv=8), 'batch': 10,
+            'real_batch': 50, 'meta_lr': 3e-3, 'meta_steps': 36, 'eval_every': 18, 'n_test': 2000, 'timing_steps': 2,
+            'modes': ['unrolled', 'ift_cg', 'ift_neumann', 'matching'], 'timed_only': ['unrolled_ckpt']},
+    'smoke': {**_gtn001, 'source': 'mini', 'learner': [4, 8], 'generator': dict(noise=8, hidden=32, channels=8, conv=4),
+              'batch': 10, 'real_batch': 20, 'Ks': [2, 4], 'meta_lr': 1e-2, 'meta_steps': 3, 'eval_every': 3, 'n_test': None,
+              'timing_steps': 1, 'seeds': [0, 1], 'ift': {**_gtn001['ift'], 'iters': 3},
+              'modes': ['unrolled', 'ift_cg', 'ift_neumann', 'matching'], 'timed_only': ['unrolled_ckpt']},
+}
+
+# %% ../nbs/12_presets.ipynb #959d3b8d
 def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
                preset:str,      # 'paper', 'smoke' or 'cpu'
                seeds:list=None  # replaces the preset's seeds when given

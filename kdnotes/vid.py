@@ -4,14 +4,21 @@
 
 # %% ../nbs/05_vid.ipynb #1aa67bbf
 from __future__ import annotations
-import math
+import math, warnings
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from torch.func import functional_call, vmap
+from tqdm import trange
+from .data import ImageSet, epoch_batches
+from .losses import kd_loss
+from .models import Stacked
+from .train import predict
 
 # %% auto #0
 __all__ = ['vid_nll', 'as_map', 'map_shape', 'pool_to', 'softplus_inv', 'relative_depth', 'make_lam', 'AllToAll', 'pair_gains',
-           'gibbs_lam', 'set_lam', 'CifarCNN', 'cifar_tiny', 'cifar_very_tiny', 'vid_step']
+           'gibbs_lam', 'set_lam', 'CifarCNN', 'cifar_tiny', 'cifar_very_tiny', 'vid_step', 'stacked_features',
+           'stacked_align', 'evaluate_stacked', 'stacked_step', 'heldout_lam', 'fit_stacked']
 
 # %% ../nbs/05_vid.ipynb #8983fe23
 def vid_nll(mu:Tensor,     # (B, C, ...) predicted mean μ(s)
@@ -98,7 +105,7 @@ class AllToAll(nn.Module):
         keys = sorted({(i, size(i, j)) for i, j in pairs}, key=lambda k: (k[0], [-n for n in k[1]]))
         self.groups = [(i, hw, [j for ii, j in pairs if ii == i and size(ii, j) == hw]) for i, hw in keys]
         self.pairs = [(i, j) for i, _, js in self.groups for j in js]          # the order of the loss vector
-        for name, ix in zip(('pair_t', 'pair_s'), zip(*self.pairs)): self.register_buffer(name, torch.tensor(ix), persistent=False)
+        for name, ix in zip(('pair_t', 'pair_s'), zip(*self.pairs)): self.register_buffer(name, torch.tensor(ix))
         self.w2, self.w3, self.a = nn.ParameterList(), nn.ParameterList(), nn.ParameterList()
         for i, _, js in self.groups:
             c = self.t_shapes[i][0]
@@ -127,21 +134,27 @@ class AllToAll(nn.Module):
         losses = vec.new_full(self.lam.shape, float('nan')).index_put(index, vec)
         return (self.lam[index]*vec).sum(), losses
 
-    def forward(self, teacher_feats:list, # the T teacher features
-                student_feats:list        # the S student features
-               ) -> tuple[Tensor, Tensor]:
-        "Weighted loss `Σ λ_ij·ℓ_ij` and the `(T, S)` pair losses `ℓ_ij`, batched."
+    def means(self, teacher_feats:list, # the T teacher features
+              student_feats:list        # the S student features
+             ) -> list:
+        "Per group (`self.groups`): the pairs' means `μ (pairs, rows, C_t)` and their target `t (rows, C_t)`, batched."
         self._check(teacher_feats, self.t_shapes, 'teacher'); self._check(student_feats, self.s_shapes, 'student')
         hidden, out = {}, []
         for j, f in enumerate(student_feats):
             for hw, lo, hi, parts in self.runs[j]:
                 h = _rows(pool_to(as_map(f), hw)) @ self.w1[j][:, lo:hi]
                 for i, a, b in parts: hidden[i, j] = h[:, a - lo:b - lo]
-        for (i, hw, js), w2, w3, a in zip(self.groups, self.w2, self.w3, self.a):
+        for (i, hw, js), w2, w3 in zip(self.groups, self.w2, self.w3):
             mu = torch.bmm(torch.bmm(torch.stack([hidden[i, j] for j in js]).relu(), w2).relu(), w3)
-            var = F.softplus(a) + self.eps
-            sq = (mu - _rows(pool_to(as_map(teacher_feats[i]), hw))).pow(2).mean(1)
-            out.append(0.5*(sq/var + var.log()).mean(-1))
+            out.append((mu, _rows(pool_to(as_map(teacher_feats[i]), hw))))
+        return out
+
+    def forward(self, teacher_feats:list, # the T teacher features
+                student_feats:list        # the S student features
+               ) -> tuple[Tensor, Tensor]:
+        "Weighted loss `Σ λ_ij·ℓ_ij` and the `(T, S)` pair losses `ℓ_ij`, batched."
+        vars_ = [F.softplus(a) + self.eps for a in self.a]
+        out = [0.5*((mu - t).pow(2).mean(1)/var + var.log()).mean(-1) for (mu, t), var in zip(self.means(teacher_feats, student_feats), vars_)]
         return self._weighted(torch.cat(out))
 
     def forward_looped(self, teacher_feats:list, student_feats:list) -> tuple[Tensor, Tensor]:
@@ -162,13 +175,13 @@ def pair_gains(align:AllToAll,     # a fitted alignment
                teacher_feats:list, # teacher features on held-out data
                student_feats:list  # student features on the same data
               ) -> Tensor:
-    "`(T, S)` information gains `ℓ⁰_ij − ℓ_ij` per element: the pair's fit against a Gaussian ignoring `s` (NaN: no pair)."
-    _, losses = align(teacher_feats, student_feats)
-    base = torch.full_like(losses, float('nan'))
-    for i, hw, js in align.groups:
-        var = _rows(pool_to(as_map(teacher_feats[i]), hw)).var(0, unbiased=False)
-        base[i, js] = 0.5*(1 + (var + align.eps).log().mean())
-    return base - losses
+    "`(T, S)` gains `−½·mean_c log(1 − ρ_c²)` per element, `ρ_c` the correlation of `t_c` and `μ_c(s)` (NaN: no pair)."
+    gains = torch.full(align.lam.shape, float('nan'), device=teacher_feats[0].device)
+    for (i, hw, js), (mu, t) in zip(align.groups, align.means(teacher_feats, student_feats)):
+        mu, t = mu - mu.mean(1, keepdim=True), t - t.mean(0)
+        rho2 = (mu*t).mean(1)**2/((mu.pow(2).mean(1) + align.eps)*(t.pow(2).mean(0) + align.eps))
+        gains[i, js] = -0.5*torch.log1p(-rho2.clamp(max=1 - 1e-6)).mean(-1)
+    return gains
 
 def gibbs_lam(gains:Tensor, # (T, S) gains, NaN where there is no pair
               tau:float     # temperature: large -> uniform over the pairs, small -> the best pair
@@ -179,25 +192,28 @@ def gibbs_lam(gains:Tensor, # (T, S) gains, NaN where there is no pair
 
 # %% ../nbs/05_vid.ipynb #f7fb21e2
 @torch.no_grad()
-def set_lam(align:AllToAll, # the alignment to update in place
-            lam:Tensor      # (T, S) new weights, zero where the module has no pair
+def set_lam(align,     # the `AllToAll` to update in place, or its `(T, S)` weights tensor (e.g. one run's slice of a stacked one)
+            lam:Tensor # (T, S) new weights, zero where the module has no pair
            ):
-    "Replace `align.lam` by valid weights on the module's pairs."
-    lam = make_lam(lam, *align.lam.shape).to(align.lam)
-    if (lam[align.lam == 0] != 0).any(): raise ValueError('lam: weight on a pair the module was built without (λ = 0 at construction)')
-    align.lam.copy_(lam)
+    "Replace the weights of `align` by valid weights on the module's pairs."
+    old = align.lam if isinstance(align, AllToAll) else align
+    lam = make_lam(lam, *old.shape).to(old)
+    if (lam[old == 0] != 0).any(): raise ValueError('lam: weight on a pair the module was built without (λ = 0 at construction)')
+    old.copy_(lam)
 
 # %% ../nbs/05_vid.ipynb #29a6895f
 class CifarCNN(nn.Module):
-    "Study 003's CNN: three conv3×3-BN-ReLU-maxpool blocks, a hidden ReLU layer, the logits."
-    def __init__(self, channels:tuple=(16, 32, 64), # channels of the three conv blocks
+    "Study 003's CNN: conv3×3-BN-ReLU-maxpool blocks (three in the study), a hidden ReLU layer, the logits."
+    def __init__(self, channels:tuple=(16, 32, 64), # channels of the conv blocks, one to three of them
                  hidden:int=128,                    # width of the hidden fully connected layer
                  n_classes:int=10):
         super().__init__()
-        ins = (3,) + tuple(channels[:-1])
+        if not 1 <= len(channels) <= 3: raise ValueError(f'channels={channels}: expected one to three conv blocks')
+        ins, side = (3,) + tuple(channels[:-1]), 32
+        for _ in channels: side = (side - 2)//2          # each block: valid 3×3 conv, then max-pool 2
         self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(a, b, 3), nn.BatchNorm2d(b), nn.ReLU(), nn.MaxPool2d(2))
                                     for a, b in zip(ins, channels))
-        self.fc1, self.fc2 = nn.Linear(4*channels[-1], hidden), nn.Linear(hidden, n_classes)
+        self.fc1, self.fc2 = nn.Linear(side*side*channels[-1], hidden), nn.Linear(hidden, n_classes)
 
     def forward(self, x:Tensor,           # (B, 3, 32, 32) images
                 features:bool=False       # also return the block outputs and the hidden layer
@@ -242,3 +258,123 @@ def vid_step(student:nn.Module,    # model with `forward(x, features=True)`
     loss = beta*ce + (1 - beta)*vid
     opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return {'ce': ce.item(), 'vid': vid.item(), 'loss': loss.item()}
+
+# %% ../nbs/05_vid.ipynb #90e20f7b
+def stacked_features(model:Stacked,    # k runs of a network with `forward(x, features=True)`
+                     x:Tensor,         # (k, B, ...) one batch per run, or (B, ...) with `shared`
+                     shared:bool=False # `x` is one batch for all runs
+                    ) -> tuple[Tensor, list]:
+    "Logits `(k, B, C)` and the features (each `(k, B, ...)`) of every run."
+    call = lambda p, b, x: functional_call(model.base, (p, b), (x,), {'features': True})
+    return vmap(call, in_dims=(0, 0, None if shared else 0))(model.params, model.buffers, x)
+
+def stacked_align(align:Stacked,       # k runs of an `AllToAll`
+                  teacher_feats:list,  # T teacher features, each (k, B, ...)
+                  student_feats:list   # S student features, each (k, B, ...)
+                 ) -> tuple[Tensor, Tensor]:
+    "Weighted VID losses `(k,)` and pair losses `(k, T, S)` of every run."
+    call = lambda p, b, t, s: functional_call(align.base, (p, b), (t, s))
+    return vmap(call)(align.params, align.buffers, teacher_feats, student_feats)
+
+# %% ../nbs/05_vid.ipynb #ff4f7654
+@torch.no_grad()
+def evaluate_stacked(model:Stacked, data:ImageSet,
+                     transform=None, # applied to every chunk of images, e.g. a normalisation
+                     bs:int=1000) -> tuple[Tensor, Tensor]:
+    "Accuracy and mean cross-entropy `(k,)` of every run in evaluation mode (BatchNorm's running statistics)."
+    training = model.base.training
+    model.base.eval()
+    logits = predict(model, data, bs, phi=transform or (lambda x: x))
+    model.base.train(training)
+    y = data.y.expand(model.k, -1)
+    return (logits.argmax(-1) == y).float().mean(1), F.cross_entropy(logits.transpose(1, 2), y, reduction='none').mean(1)
+
+def stacked_step(student:Stacked,    # k students
+                 opt,                # optimiser over the students' and the alignments' parameters
+                 x:Tensor, y:Tensor, # (k, B, ...) images and (k, B) labels, one batch per run
+                 teacher:Stacked=None, # k frozen teachers, needed with `align`
+                 align:Stacked=None, # k `AllToAll`s: the VID terms
+                 beta:float=1.,      # weight of the task loss; 1 − beta weights the VID terms
+                 kd:dict=None,       # `kd_loss` arguments (`alpha`, `T`): Hinton's loss as the task loss
+                 soft:Tensor=None    # (k, B, C) teacher logits for `kd`
+                ) -> Tensor:
+    "One optimiser step of every run on `beta·task + (1 − beta)·Σ λ_ij·ℓ_ij`; the runs' losses `(k,)`."
+    if not 0 <= beta <= 1: raise ValueError(f'beta={beta}: expected a weight in [0, 1]')
+    if align is not None and teacher is None: raise ValueError('align needs teacher: expected the stacked teachers')
+    if (kd is None) != (soft is None): raise ValueError('kd and soft: expected both (Hinton KD) or neither')
+    student.base.train()
+    logits, s_feats = stacked_features(student, x)
+    if kd is None: losses = vmap(F.cross_entropy)(logits, y)
+    else:
+        with warnings.catch_warnings():        # vmap runs kl_div run by run (no batching rule yet) and says so on every call
+            warnings.filterwarnings('ignore', message='.*batching rule for aten::kl_div')
+            losses = vmap(lambda s, y, t: kd_loss(s, t, y, **kd))(logits, y, soft)
+    if align is not None:
+        teacher.base.eval()
+        with torch.no_grad(): t_feats = stacked_features(teacher, x)[1]
+        losses = beta*losses + (1 - beta)*stacked_align(align, t_feats, s_feats)[0]
+    opt.zero_grad(set_to_none=True); losses.sum().backward(); opt.step()
+    return losses.detach()
+
+# %% ../nbs/05_vid.ipynb #2e76882b
+@torch.no_grad()
+def heldout_lam(student:Stacked, teacher:Stacked, align:Stacked,
+                val:ImageSet,        # held-out images, never trained on
+                tau:float,           # temperature of `gibbs_lam`
+                transform=None       # applied to the images, e.g. a normalisation
+               ) -> Tensor:
+    "Set each run's `λ` to `gibbs_lam` of its pair gains on `val`; the gains `(k, T, S)`."
+    training = student.base.training
+    student.base.eval(); teacher.base.eval()
+    x = val.batch(torch.arange(len(val), device=val.x.device))[0]
+    x = transform(x) if transform else x
+    t_feats, s_feats = stacked_features(teacher, x, shared=True)[1], stacked_features(student, x, shared=True)[1]
+    gains = torch.stack([pair_gains(align.unstack(r), [f[r] for f in t_feats], [f[r] for f in s_feats]) for r in range(align.k)])
+    for r in range(align.k): set_lam(align.buffers['lam'][r], gibbs_lam(gains[r], tau))
+    student.base.train(training)
+    return gains
+
+# %% ../nbs/05_vid.ipynb #2080edd2
+def fit_stacked(student:Stacked,   # k runs to train, in place
+                train:ImageSet,    # training images, on the device
+                epochs:int, bs:int,
+                seeds:list,        # one batch-order seed per run
+                lr:float=1e-3,     # Adam's learning rate
+                teacher:Stacked=None, # k frozen teachers (for `kd` or `align`)
+                align:Stacked=None,# k `AllToAll`s: VID terms, weighted by 1 − beta
+                beta:float=1.,     # weight of the task loss
+                kd:dict=None,      # `kd_loss` arguments: Hinton KD as the task loss
+                transform=None,    # applied to every batch of images (training, test, held-out)
+                test:ImageSet=None,# evaluated before training and after every epoch
+                val:ImageSet=None, # held-out images for `heldout_lam` after every epoch
+                tau:float=None,    # temperature of the held-out λ update (with `val`)
+                progress:bool=False
+               ) -> dict:
+    "Train `k` runs together with Adam on CE, Hinton KD or VID terms; per-run history (and λ with an alignment)."
+    if epochs < 0 or bs < 1: raise ValueError(f'epochs={epochs}, bs={bs}: expected epochs >= 0 and bs >= 1')
+    if len(seeds) != student.k: raise ValueError(f'{len(seeds)} seeds for {student.k} runs: expected one seed per run')
+    if (kd is not None or align is not None) and teacher is None: raise ValueError('kd or align: expected the stacked teachers')
+    if (val is None) != (tau is None) or (tau is not None and align is None): raise ValueError('val and tau: expected both, with align, or neither')
+    tf = transform or (lambda x: x)
+    opt = torch.optim.Adam(student.parameters() + (align.parameters() if align is not None else []), lr=lr, fused=True)
+    gens, runs = [torch.Generator().manual_seed(s) for s in seeds], torch.arange(student.k, device=train.x.device)[:, None]
+    if kd is not None:
+        teacher.base.eval(); soft_all = predict(teacher, train, 1000, phi=tf)
+    hist = {'test_acc': [], 'test_ce': [], 'train_loss': [], 'lam': []}
+    def record():
+        if test is not None:
+            acc, ce = evaluate_stacked(student, test, tf)
+            hist['test_acc'].append(acc); hist['test_ce'].append(ce)
+        if align is not None: hist['lam'].append(align.buffers['lam'].clone())
+    record()
+    for _ in trange(epochs, disable=not progress, leave=False):
+        total = torch.zeros(student.k, device=train.x.device)
+        for idx in epoch_batches(len(train), bs, gens):
+            idx = idx.to(train.x.device)
+            x, y = train.batch(idx)
+            soft = None if kd is None else soft_all[runs, idx]
+            total += stacked_step(student, opt, tf(x), y, teacher, align, beta, kd, soft)*idx.shape[1]
+        hist['train_loss'].append(total/len(train))
+        if tau is not None: heldout_lam(student, teacher, align, val, tau, transform)
+        record()
+    return {k: torch.stack(v, 1).cpu() if v else None for k, v in hist.items()}
