@@ -65,6 +65,11 @@ CLAIMS = {
         dict(study='003', table='Slides', row='vid_pairwise', acc=(0.585, 0.0), note='printed as 0.58–0.59'),
         dict(study='003', table='Slides', row='vid_all', acc=(0.585, 0.0), note='printed as 0.58–0.59'),
     ],
+    '004_style': [   # Imagenette in the study; our runnable preset is a CIFAR-10-JPEG substitute, labelled as such in every row
+        dict(study='004', table='Table 13', row='small_alone', acc=(0.363, 0.017), ce=(3.849, 0.866), integral=(46.615, 11.498)),
+        dict(study='004', table='Table 13', row='small_teacher', acc=(0.465, 0.005), ce=(1.876, 0.066), integral=(26.488, 0.996)),
+        dict(study='004', table='Table 13', row='small_style', acc=(0.411, 0.008), ce=(2.131, 0.093), integral=(29.476, 1.495)),
+    ],
 }
 
 # %% ../nbs/10_report.ipynb #29da6aac

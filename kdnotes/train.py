@@ -53,7 +53,8 @@ def fit(model:Stacked,     # the k runs to train, in place
         teacher=None,      # teacher logits on `train`, `(N, C)` or `(k, N, C)`, or a function `(x, idx) -> (k, B, C)`
         transform=None,    # applied to every training batch of images before the model, e.g. a random map φ
         test:ImageSet=None,# evaluated before training and after every epoch
-        progress:bool=False# show a progress bar over epochs
+        progress:bool=False,# show a progress bar over epochs
+        eval_bs:int=5000   # test images per forward pass of the evaluation (smaller for large images)
        ) -> dict:
     "Train the `k` runs of `model` together with Adam; per-run history of test metrics and training loss."
     if epochs < 0 or bs < 1: raise ValueError(f'epochs={epochs}, bs={bs}: expected epochs >= 0 and bs >= 1')
@@ -64,7 +65,7 @@ def fit(model:Stacked,     # the k runs to train, in place
     hist = {'test_acc': [], 'test_ce': [], 'train_loss': []}
     def record():
         if test is None: return
-        acc, ce = evaluate(model, test)
+        acc, ce = evaluate(model, test, eval_bs)
         hist['test_acc'].append(acc); hist['test_ce'].append(ce)
     record()
     for _ in trange(epochs, disable=not progress, leave=False):
@@ -101,10 +102,11 @@ def on_images(phi, x):
 def teacher_logits(teachers:Stacked,      # k trained teachers
                    train:ImageSet,         # the students' training images
                    phi=lambda x: x,        # map from the student's images to the teacher's, on (N, C, H, W) batches
-                   random_phi:bool=False   # φ is random: apply it to every batch afresh
+                   random_phi:bool=False,  # φ is random: apply it to every batch afresh
+                   bs:int=5000             # images per forward pass of the precomputation
                   ):
     "Teacher logits for `fit`: precomputed on φ(train), or a function of each batch when φ is random."
-    if not random_phi: return predict(teachers, train, phi=phi)
+    if not random_phi: return predict(teachers, train, bs, phi)
     def per_batch(x, idx):
         with torch.no_grad(): return teachers(on_images(phi, x))
     return per_batch
@@ -116,12 +118,13 @@ def protocol_runs(make,              # builds one student
                   epochs:int, bs:int, lr:float=1e-3,
                   loss_fn=F.cross_entropy, # `(logits, y)`, or `(logits, y, teacher_logits)` with teachers
                   teachers:Stacked=None,   # one teacher per seed
-                  phi=lambda x: x, random_phi:bool=False # the map φ (see `teacher_logits`)
+                  phi=lambda x: x, random_phi:bool=False, # the map φ (see `teacher_logits`)
+                  eval_bs:int=5000         # test images per forward pass of the evaluation
                  ) -> dict:
     "Histories of `len(seeds)` independent runs and of the study's continued attempts."
     dev = train.x.device
     if teachers is not None and teachers.k != len(seeds): raise ValueError(f'{teachers.k} teachers for {len(seeds)} seeds: expected one per seed')
-    kw = lambda t: {} if t is None else dict(loss_fn=loss_fn, teacher=teacher_logits(t, train, phi, random_phi))
+    kw = lambda t: dict(eval_bs=eval_bs) if t is None else dict(eval_bs=eval_bs, loss_fn=loss_fn, teacher=teacher_logits(t, train, phi, random_phi, eval_bs))
     independent = fit(Stacked.from_seeds(make, seeds, dev), train, epochs, bs, seeds, lr, test=test, progress=True, **kw(teachers))
     first = None if teachers is None else teachers.select([0])
     study = fit_attempts(Stacked.from_seeds(make, seeds[:1], dev), train, len(seeds), epochs, bs, seeds[0], lr=lr, test=test, **kw(first))
