@@ -141,7 +141,7 @@ _gtn001 = dict(source='full', learner=[64, 128], generator=dict(noise=128, hidde
 PRESETS['001_gtn'] = {
     'paper': _gtn001,
     'cpu': {**_gtn001, 'learner': [8, 16], 'generator': dict(noise=32, hidden=128, channels=16, conv=8), 'batch': 10,
-            'real_batch': 50, 'meta_lr': 3e-3, 'meta_steps': 36, 'eval_every': 18, 'n_test': 2000, 'timing_steps': 2,
+            'real_batch': 50, 'meta_lr': 3e-3, 'meta_steps': 48, 'eval_every': 16, 'n_test': 2000, 'timing_steps': 2,
             'modes': ['unrolled', 'ift_cg', 'ift_neumann', 'matching'], 'timed_only': ['unrolled_ckpt']},
     'smoke': {**_gtn001, 'source': 'mini', 'learner': [4, 8], 'generator': dict(noise=8, hidden=32, channels=8, conv=4),
               'batch': 10, 'real_batch': 20, 'Ks': [2, 4], 'meta_lr': 1e-2, 'meta_steps': 3, 'eval_every': 3, 'n_test': None,
