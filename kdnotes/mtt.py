@@ -8,6 +8,7 @@ import math, os
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -21,7 +22,7 @@ from .models import seeded
 # %% auto #0
 __all__ = ['DSA_GROUPS', 'ConvNetD3', 'FlatNet', 'DSA', 'Preprocess', 'sgd_epoch', 'train_experts', 'load_trajectories',
            'init_synthetic', 'ce_inner_loss', 'draw_plan', 'InnerStep', 'unroll', 'matching_loss', 'distill',
-           'stacked_accuracy', 'evaluate_synset', 'show_synthetic']
+           'stacked_metrics', 'evaluate_synset', 'show_synthetic']
 
 # %% ../nbs/07_mtt.ipynb #c3445f6e
 class ConvNetD3(nn.Sequential):
@@ -213,6 +214,7 @@ class Preprocess:
 
 # %% ../nbs/07_mtt.ipynb #aa319a53
 def _ce(net, flat, x, y): return F.cross_entropy(net(flat, x), y)
+def _use_vmap(stacked, params): return params.device.type != 'cpu' if stacked is None else stacked
 
 def sgd_epoch(net:FlatNet,       # the architecture
               params:Tensor,     # `(k, P)` parameters of the k networks
@@ -223,11 +225,13 @@ def sgd_epoch(net:FlatNet,       # the architecture
               aug_gens:list=None,# one generator per network for the augmentation draws
               momentum:float=0., # SGD momentum
               wd:float=0.,       # weight decay
-              buf:Tensor|None=None # momentum buffers `(k, P)`; None starts from zero
+              buf:Tensor|None=None, # momentum buffers `(k, P)`; None starts from zero
+              stacked:bool|None=None # vmap over the networks; None: on a GPU yes, on a CPU one network at a time
              ) -> tuple[Tensor, Tensor]:
     "Parameters and momentum buffers of `k` networks after one epoch of SGD on cross-entropy."
     buf = torch.zeros_like(params) if buf is None else buf
-    step = vmap(grad(lambda p, x, y: _ce(net, p, x, y)))
+    one = grad(lambda p, x, y: _ce(net, p, x, y))
+    step = vmap(one) if _use_vmap(stacked, params) else lambda P, x, y: torch.stack([one(*a) for a in zip(P, x, y)])
     for idx in batches:
         idx = idx.to(X.device)
         x, y = X[idx], Y[idx]
@@ -253,10 +257,12 @@ def train_experts(net:FlatNet, X:Tensor, Y:Tensor, # architecture, preprocessed 
                   lr:float=0.01,        # SGD step size (MTT's lr_teacher)
                   bs:int=256,           # batch size
                   dsa:DSA|None=DSA(),   # augmentation of the real batches, or None
+                  group:int|None=None,  # experts stacked at a time (GPU memory); None: all
                   progress:bool=False
                  ) -> Tensor:
     "Train the experts (resuming from `folder`), returning trajectories `(k, epochs+1, P)`."
     if epochs < 1 or bs < 1 or not seeds: raise ValueError(f'epochs={epochs}, bs={bs}, seeds={seeds}: expected epochs >= 1, bs >= 1 and at least one seed')
+    if group is not None and group < 1: raise ValueError(f'group={group}: expected None or at least 1')
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     config = dict(seeds=list(seeds), lr=lr, bs=bs, numel=net.numel, n=len(X), dsa=repr(dsa), dtype=str(X.dtype))
     if (folder/'experts.json').exists() and load_json(folder/'experts.json') != config:
@@ -272,7 +278,9 @@ def train_experts(net:FlatNet, X:Tensor, Y:Tensor, # architecture, preprocessed 
         aug_gens = [torch.Generator().manual_seed(s + 2**32) for s in seeds]
         _save_atomic(params.cpu(), folder/'epoch_0000.pt')
     for e in trange(done, epochs, disable=not progress, leave=False):
-        params, _ = sgd_epoch(net, params, X, Y, epoch_batches(len(X), bs, order_gens), lr, dsa, aug_gens)
+        batches, k = epoch_batches(len(X), bs, order_gens), group or len(seeds)
+        params = torch.cat([sgd_epoch(net, params[i:i + k], X, Y, [b[i:i + k] for b in batches], lr, dsa, aug_gens[i:i + k])[0]
+                            for i in range(0, len(seeds), k)])
         _save_atomic(params.cpu(), folder/f'epoch_{e + 1:04d}.pt')
         _save_atomic(dict(epoch=e + 1, params=params.cpu(), order=[g.get_state() for g in order_gens],
                           aug=[g.get_state() for g in aug_gens]), folder/'state.pt')
@@ -385,12 +393,16 @@ def matching_loss(theta:Tensor, start:Tensor, target:Tensor) -> Tensor:
     return (theta - target).square().sum()/(start - target).square().sum()
 
 # %% ../nbs/07_mtt.ipynb #63b44ac4
+def _distill_config(trajectories, X, **settings):
+    return dict(n_experts=trajectories.shape[0], epochs=trajectories.shape[1] - 1, numel=trajectories.shape[2],
+                n_real=len(X), dtype=str(X.dtype), **{k: repr(v) if k == 'dsa' else v for k, v in settings.items()})
+
 def distill(net:FlatNet,           # the student's architecture (the experts')
             trajectories:Tensor,   # expert trajectories `(n_experts, E+1, P)` (CPU is fine)
             X:Tensor, Y:Tensor,    # preprocessed real images and labels (for the initialisation)
             classes:int,           # number of classes
             ipc:int,               # synthetic images per class
-            iterations:int,        # outer iterations
+            iterations:int,        # outer iterations (in all, counting those of a resumed run)
             syn_steps:int=30,      # inner steps N
             expert_epochs:int=2,   # M: the target is M expert epochs after the start
             max_start_epoch:int=20,# start epoch uniform in [0, max_start_epoch)
@@ -402,6 +414,8 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
             inner_loss=ce_inner_loss, # `(student_logits, labels, images) -> loss`
             checkpoint:bool=False, # per-step checkpointing (same gradient, less memory)
             seed:int=0,            # initialisation, expert and start-epoch choice, minibatches, draws
+            folder=None,           # where the resumable state is written; None: nothing is saved
+            save_every:int=25,     # iterations between saves of the state
             progress:bool=False
            ) -> dict:
     "Learn a synthetic set by trajectory matching: images, labels, learned step size and loss per iteration."
@@ -409,14 +423,31 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
     if not 1 <= max_start_epoch or max_start_epoch - 1 + expert_epochs > n_ep - 1:
         raise ValueError(f'max_start_epoch={max_start_epoch}, expert_epochs={expert_epochs}: expected '
                          f'max_start_epoch >= 1 and max_start_epoch - 1 + expert_epochs <= {n_ep - 1} recorded epochs')
+    if save_every < 1: raise ValueError(f'save_every={save_every}: expected at least 1')
     g = torch.Generator().manual_seed(seed)
     images, labels = init_synthetic(X, Y, classes, ipc, g)
     images.requires_grad_()
     syn_lr = torch.tensor(lr_teacher, device=X.device, dtype=X.dtype, requires_grad=True)
     opt_img = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
     opt_lr = torch.optim.SGD([syn_lr], lr=lr_lr, momentum=0.5)
-    cycle, losses, lrs = [], [], []
-    for it in trange(iterations, disable=not progress, leave=False):
+    done, cycle, losses, lrs = 0, [], [], []
+    if folder is not None:
+        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+        config = _distill_config(trajectories, X, classes=classes, ipc=ipc, syn_steps=syn_steps, expert_epochs=expert_epochs,
+                                 max_start_epoch=max_start_epoch, lr_img=lr_img, lr_lr=lr_lr, lr_teacher=lr_teacher,
+                                 batch_syn=batch_syn, dsa=dsa, seed=seed)
+        if (folder/'distill.json').exists() and load_json(folder/'distill.json') != config:
+            raise ValueError(f'{folder}: holds a distillation with {load_json(folder/"distill.json")}, not {config}')
+        save_json(config, folder/'distill.json')
+        if (folder/'distill.pt').exists():
+            st = torch.load(folder/'distill.pt')
+            with torch.no_grad(): images.copy_(st['images']); syn_lr.copy_(st['syn_lr'])
+            opt_img.load_state_dict(st['opt_img']); opt_lr.load_state_dict(st['opt_lr']); g.set_state(st['rng'])
+            done, cycle, losses, lrs = st['iteration'], st['cycle'], st['losses'], st['syn_lrs']
+    save = lambda it: _save_atomic(dict(iteration=it, images=images.detach().cpu(), syn_lr=syn_lr.detach().cpu(),
+                                        opt_img=opt_img.state_dict(), opt_lr=opt_lr.state_dict(), rng=g.get_state(),
+                                        cycle=list(cycle), losses=losses, syn_lrs=lrs), folder/'distill.pt')
+    for it in trange(done, iterations, disable=not progress, leave=False):
         if not cycle: cycle = torch.randperm(n_exp, generator=g).tolist()
         e, t = cycle.pop(0), torch.randint(0, max_start_epoch, (1,), generator=g).item()
         start, target = (trajectories[e, s].to(X.device, X.dtype) for s in (t, t + expert_epochs))
@@ -425,15 +456,23 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
         if not torch.isfinite(loss): raise ValueError(f'iteration {it}: the matching loss is {loss.item()}; lower lr_img or lr_lr')
         opt_img.zero_grad(); opt_lr.zero_grad(); loss.backward(); opt_img.step(); opt_lr.step()
         losses.append(loss.item()); lrs.append(syn_lr.item())
+        if folder is not None and ((it + 1) % save_every == 0 or it + 1 == iterations): save(it + 1)
     return dict(images=images.detach(), labels=labels, syn_lr=syn_lr.detach(), losses=losses, syn_lrs=lrs)
 
-# %% ../nbs/07_mtt.ipynb #7e38324f
+# %% ../nbs/07_mtt.ipynb #c2625f34
 @torch.no_grad()
-def stacked_accuracy(net:FlatNet, params:Tensor, X:Tensor, Y:Tensor, bs:int=2000) -> Tensor:
-    "Test accuracy `(k,)` of each of the `k` networks in `params`."
-    f = vmap(net, in_dims=(0, None))
-    correct = sum((f(params, X[i:i + bs]).argmax(-1) == Y[i:i + bs]).sum(1) for i in range(0, len(X), bs))
-    return correct.to(X.dtype)/len(X)
+def stacked_metrics(net:FlatNet, params:Tensor, X:Tensor, Y:Tensor, bs:int=2000,
+                    stacked:bool|None=None # vmap over the networks; None: on a GPU yes, on a CPU one network at a time
+                   ) -> tuple[Tensor, Tensor]:
+    "Test accuracy and mean cross-entropy `(k,)` of each of the `k` networks in `params`."
+    k = len(params)
+    f = vmap(net, in_dims=(0, None)) if _use_vmap(stacked, params) else lambda P, x: torch.stack([net(p, x) for p in P])
+    correct = ce = 0
+    for i in range(0, len(X), bs):
+        out, y = f(params, X[i:i + bs]), Y[i:i + bs]
+        correct = correct + (out.argmax(-1) == y).sum(1)
+        ce = ce + F.cross_entropy(out.flatten(0, 1), y.repeat(k), reduction='none').view(k, -1).sum(1)
+    return correct.to(X.dtype)/len(X), ce/len(X)
 
 def evaluate_synset(net:FlatNet,             # architecture of the fresh networks
                     images:Tensor, labels:Tensor, # the synthetic set
@@ -444,20 +483,28 @@ def evaluate_synset(net:FlatNet,             # architecture of the fresh network
                     bs:int=256,              # batch size
                     dsa:DSA|None=DSA(),      # augmentation
                     momentum:float=0.9, wd:float=5e-4,
-                    decay:float=0.1          # step-size factor after pass epochs//2 + 1
-                   ) -> Tensor:
-    "Final test accuracies `(k,)` of `len(seeds)` fresh networks trained on the synthetic set."
+                    decay:float=0.1,         # step-size factor after pass epochs//2 + 1
+                    record_every:int|None=None, # passes between recorded test metrics; None: before and after only
+                    progress:bool=False
+                   ) -> dict:
+    "Test accuracy and cross-entropy `(k, points)` of `len(seeds)` fresh networks trained on the synthetic set, and the recorded passes."
+    if record_every is not None and record_every < 1: raise ValueError(f'record_every={record_every}: expected None or at least 1')
     images, lr = images.detach(), float(lr)
     params = net.init(seeds, images.device).to(images.dtype)
     order = [torch.Generator().manual_seed(s) for s in seeds]
     aug = [torch.Generator().manual_seed(s + 2**32) for s in seeds]
-    buf = None
-    for ep in range(epochs + 1):
+    buf, passes, acc, ce = None, [], [], []
+    def record(n):
+        a, c = stacked_metrics(net, params, X_test, Y_test)
+        passes.append(n); acc.append(a); ce.append(c)
+    record(0)
+    for ep in trange(epochs + 1, disable=not progress, leave=False):
         params, buf = sgd_epoch(net, params, images, labels, epoch_batches(len(images), bs, order), lr, dsa, aug, momentum, wd, buf)
         if ep == epochs//2 + 1: lr, buf = lr*decay, None
-    return stacked_accuracy(net, params, X_test, Y_test)
+        if ep == epochs or (record_every and (ep + 1) % record_every == 0): record(ep + 1)
+    return dict(passes=passes, test_acc=torch.stack(acc, 1), test_ce=torch.stack(ce, 1))
 
-# %% ../nbs/07_mtt.ipynb #00789338
+# %% ../nbs/07_mtt.ipynb #ba84a9fc
 def show_synthetic(images:Tensor, labels:Tensor, # synthetic set (preprocessed)
                    pre:Preprocess|None=None,     # undone for display
                    class_names:list|None=None,
