@@ -181,8 +181,8 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
                   lam,              # (k, 3) or (3,) starting meta-parameters [β1, β2, T]
                   mode:str='hyper', # 'fixed', 'hyper' (hypergradient every iteration) or 'spline'
                   iterations:int=1000, # student steps
-                  epoch_size:int=100,  # iterations per epoch
-                  n:int=2,          # 'spline': epochs per cycle (1 hypergradient epoch, n-1 predicted)
+                  epoch_size=100,   # iterations per epoch: an int, or one per run
+                  n=2,              # 'spline': epochs per cycle (1 hypergradient epoch, n-1 predicted): an int, or one per run
                   lr:float=0.1,     # γ, the student's SGD step (real and unrolled)
                   steps:int=1,      # η, unrolled steps of the hypergradient
                   meta_lr:float=10.,# learning rate of the meta-optimiser on the raw values
@@ -193,32 +193,46 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
                   record_every:int=1 # iterations between test evaluations
                  ) -> dict:
     "Train `k` students with fixed, hypergradient-optimised or spline-predicted λ; test metrics and λ as they go."
+    base, k, dev = model.base, model.k, model.parameters()[0].device
+    E, N = (torch.as_tensor(v, device=dev).expand(k).clone() for v in (epoch_size, n))
     if mode not in ('fixed', 'hyper', 'spline'): raise ValueError(f"mode={mode!r}: expected 'fixed', 'hyper' or 'spline'")
-    if mode == 'spline' and n < 2: raise ValueError(f'n={n}: spline prediction needs n >= 2 epochs per cycle')
-    if epoch_size < 2 or iterations < 0: raise ValueError(f'epoch_size={epoch_size}, iterations={iterations}: expected >= 2 and >= 0')
+    if mode == 'spline' and (N < 2).any(): raise ValueError(f'n={n}: spline prediction needs n >= 2 epochs per cycle')
+    if (E < 2).any() or iterations < 0: raise ValueError(f'epoch_size={epoch_size}, iterations={iterations}: expected >= 2 and >= 0')
     if meta_opt not in ('sgd', 'adam'): raise ValueError(f"meta_opt={meta_opt!r}: expected 'sgd' or 'adam'")
+    if meta_opt == 'adam' and mode == 'spline' and ((E != E[0]).any() or (N != N[0]).any()):
+        raise ValueError("meta_opt='adam' with per-run epoch_size or n: expected 'sgd' (Adam's moments would see the predicted runs)")
     if record_every < 1: raise ValueError(f'record_every={record_every}: expected >= 1')
-    base, k = model.base, model.k
     params = {name: p.detach().clone() for name, p in model.params.items()}
     raw = raw_params(lam).to(model.parameters()[0]).expand(k, 3).clone().requires_grad_(mode != 'fixed')
     opt = {'sgd': torch.optim.SGD, 'adam': torch.optim.Adam}[meta_opt]([raw], lr=meta_lr) if mode != 'fixed' else None
     hyper = lambda p, r, tr, va, dims: vmap(lambda p, r, tr, va: hypergrad(base, p, r, tr, va, steps, lr, soft_ce, grad_mode)[0],
                                             (0, 0) + dims)(p, r, tr, va)
     student_step = lambda p, r, tr, d: vmap(lambda p, r, tr: sgd_unroll(base, p, r, tr, 1, lr, soft_ce), (0, 0, d))(p, r, tr)
-    metrics, lams, trajectory, line = [evaluate_runs(base, params, *test)], [meta_params(raw.detach())], [], None
+    pick = lambda batch, d, rows: batch if d is None or len(rows) == k else tuple(v[rows] for v in batch)
+    metrics, lams = [evaluate_runs(base, params, *test)], [meta_params(raw.detach())]
+    traj, line, start = raw.new_zeros(int(E.max()), k, 3), raw.new_zeros(2, k, 3), torch.zeros(k, dtype=torch.long, device=dev)
     for it in range(iterations):
-        epoch, j = divmod(it, epoch_size)
+        epoch, j = it // E, it % E
+        on = torch.full((k,), mode == 'hyper', device=dev) if mode != 'spline' else epoch % N == 0   # runs taking a hypergradient step
         tr, tr_dim = _batch(train, it)
-        if mode == 'hyper' or (mode == 'spline' and epoch % n == 0):
+        if on.any():
+            rows = on.nonzero()[:, 0]
             va, va_dim = _batch(val, it)
-            raw.grad = hyper(params, raw.detach(), tr, va, (tr_dim, va_dim)).clamp(-clip, clip)
-            if not torch.isfinite(raw.grad).all(): raise ValueError(f'iteration {it}: hypergradient not finite (lr={lr}, meta_lr={meta_lr})')
+            sub = params if on.all() else {name: p[rows] for name, p in params.items()}
+            g = hyper(sub, raw.detach()[rows], pick(tr, tr_dim, rows), pick(va, va_dim, rows), (tr_dim, va_dim)).clamp(-clip, clip)
+            if not torch.isfinite(g).all(): raise ValueError(f'iteration {it}: hypergradient not finite (lr={lr}, meta_lr={meta_lr})')
+            raw.grad = raw.new_zeros(k, 3).index_copy(0, rows, g)
             opt.step()
-            if mode == 'spline':
-                trajectory.append(raw.detach().clone())
-                if j == epoch_size - 1: line, start, trajectory = fit_line(torch.stack(trajectory)), it - epoch_size + 1, []
-        elif mode == 'spline':
-            with torch.no_grad(): raw.copy_(line[0] + line[1]*(it - start))
+        if mode == 'spline':
+            with torch.no_grad():
+                off = (~on).nonzero()[:, 0]
+                raw[off] = line[0, off] + line[1, off]*(it - start[off]).to(raw)[:, None]
+                rows = on.nonzero()[:, 0]
+                traj[j[rows], rows] = raw[rows]
+                ends = rows[j[rows] == E[rows] - 1]                     # runs finishing a hypergradient epoch
+                for e in E[ends].unique().tolist():
+                    r = ends[E[ends] == e]
+                    line[:, r] = torch.stack(fit_line(traj[:e, r])); start[r] = it - e + 1
         params = student_step(params, raw.detach(), tr, tr_dim)
         lams.append(meta_params(raw.detach()))
         if (it + 1) % record_every == 0: metrics.append(evaluate_runs(base, params, *test))

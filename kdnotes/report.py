@@ -31,6 +31,7 @@ def summarise(history:dict # curves `test_acc`, `test_ce`, `test_mse` (any of th
     for m, key in _CURVE.items():
         if key not in history: continue
         c = np.asarray(history[key], float)
+        if m == 'integral' and c.shape[1] < 3: continue     # the criterion needs at least two post-epoch points
         out[m] = integral_criterion(c[:, 1:]) if m == 'integral' else tuple(float(v) for v in mean_std(c[:, -1]))
     if not out: raise ValueError(f'history with curves {sorted(history)}: expected at least one of {sorted(set(_CURVE.values()))}')
     return out
