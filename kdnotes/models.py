@@ -68,7 +68,9 @@ class Stacked:
     def unstack(self, i:int) -> nn.Module:
         "Run `i` as an ordinary module."
         m = copy.deepcopy(self.base).to_empty(device=self.parameters()[0].device)
-        m.load_state_dict({n: t[i].detach() for n, t in {**self.params, **self.buffers}.items()})
+        stacked = {**self.params, **self.buffers}
+        with torch.no_grad():     # every buffer, non-persistent ones included (a state dict would leave those out)
+            for n, t in [*m.named_parameters(), *m.named_buffers()]: t.copy_(stacked[n][i])
         return m
 
 # %% ../nbs/02_models.ipynb #51c343b4
