@@ -16,8 +16,8 @@ from .core import load_json
 from .train import integral_criterion, mean_std
 
 # %% auto #0
-__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'START', 'END', 'summarise', 'pm', 'comparison', 'md_table', 'plot_curves',
-           'summary', 'render', 'results_folders', 'results_table', 'update_readme']
+__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'START', 'END', 'summarise', 'pm', 'why', 'comparison', 'md_table',
+           'plot_curves', 'summary', 'render', 'results_folders', 'results_table', 'update_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -90,6 +90,21 @@ def pm(mean_std:tuple, digits:int=3) -> str:
 
 DIGITS = {'mse': 4}     # the regression tables print four decimals
 
+WHY = {   # why ours differ from a printed number by more than 2 std, per experiment (a claim's own `why` comes first)
+    '004_base': "independent runs; the print's ± come from one student trained on over 5 attempts (see the study column)",
+    '004_domains': "independent runs; the print's ± come from one student trained on over 5 attempts (see the study column)",
+    '004_regression': "`fixed`: the loss as stated, not the code's broadcasting one the print measures; `code`: our Gaussian draw",
+    '004_style': 'CIFAR-10-JPEG and a random-weight VGG-19 in place of Imagenette and a pretrained one',
+    'mtt': 'DC and DSA learn their sets by gradient matching, not trajectory matching',
+}
+
+def why(claim:dict, experiment:str, preset:str) -> str:
+    "One line on why our number differs from the claim: its own note, the experiment's, and a reduced preset."
+    reasons = [claim.get('why') or WHY.get(experiment)]
+    if preset not in ('paper', 'smoke'): reasons.insert(0, f'`{preset}` preset: reduced size (kdnotes.presets)')
+    if preset == 'smoke': reasons = ['`smoke` preset: a test run on the mini set']
+    return '; '.join(r for r in reasons if r) or 'not explained yet'
+
 def comparison(metrics:dict # a results folder's metrics.json
               ) -> pd.DataFrame:
     "One line per claim and metric: paper, and ours with the difference under every protocol."
@@ -105,6 +120,8 @@ def comparison(metrics:dict # a results folder's metrics.json
                     'metric': name, 'paper': pm(c[m], d)}
             for p, s in sums.items():
                 if m in s: line[f'ours ({p})'], line[f'Δ ({p})'] = pm(s[m], d), f'{s[m][0] - c[m][0]:+.{d}f}'
+            far = any(abs(s[m][0] - c[m][0]) > 2*max(s[m][1], c[m][1]) for s in sums.values() if m in s)
+            line['why Δ > 2 std'] = why(c, metrics['experiment'], metrics['preset']) if far else ''
             lines.append(line)
     return pd.DataFrame(lines)
 
@@ -180,7 +197,9 @@ def results_table(root='results') -> str:
         cmp = comparison(metrics)
         if len(cmp): frames.append(cmp.assign(experiment=metrics['experiment'], preset=metrics['preset']))
     if not frames: raise ValueError(f'{root}: no results folder with a metrics.json that a study claim refers to')
-    return md_table(pd.concat(frames, ignore_index=True).fillna(''))
+    df = pd.concat(frames, ignore_index=True).fillna('')
+    first, last = ['experiment', 'preset'], ['why Δ > 2 std']
+    return md_table(df[first + [c for c in df.columns if c not in first + last] + last])
 
 # %% ../nbs/10_report.ipynb #ee7ea78f
 START, END = '<!-- results:start -->', '<!-- results:end -->'
