@@ -98,7 +98,7 @@ def _report(results, readme):
     from kdnotes.report import render, results_folders, results_table, update_readme
     folders = results_folders(results)
     if not folders: raise ValueError(f'{results}: no results folder with a metrics.json')
-    for d in Path(results).glob('*/*/metrics.json'): render(d.parent)
+    for m in Path(results).glob('[!.]*/[!.]*/metrics.json'): render(m.parent)     # every preset's folder, none half-written
     update_readme(readme, results_table(results))
     print(f'rendered {len(folders)} experiment(s); results table written to {readme}')
 

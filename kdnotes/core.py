@@ -92,9 +92,11 @@ def _jsonable(o):
     raise TypeError(f'cannot write {type(o).__name__} to JSON')
 
 def save_json(obj, path):
-    "Write `obj` (tensors and arrays become lists) to `path` as indented JSON."
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(obj, indent=1, default=_jsonable) + '\n')
+    "Write `obj` (tensors and arrays become lists) to `path` as indented JSON, atomically (a killed write leaves the old file)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.partial')
+    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable) + '\n')
+    os.replace(tmp, path)
 
 def load_json(path):
     "Read JSON from `path`."

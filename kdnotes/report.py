@@ -184,7 +184,7 @@ def render(results_dir # a folder holding metrics.json
 def results_folders(root='results') -> list[Path]:
     "Results folders under `root`: one per experiment, the `paper` preset preferred."
     found = {}
-    for m in sorted(Path(root).glob('*/*/metrics.json')):
+    for m in sorted(Path(root).glob('[!.]*/[!.]*/metrics.json')):     # not the hidden folders of unfinished writes
         exp, preset = m.parent.parent.name, m.parent.name
         if exp not in found or preset == 'paper': found[exp] = m.parent
     return list(found.values())

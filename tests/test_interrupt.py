@@ -1,0 +1,176 @@
+"""Interruption: long runs SIGKILLed at random points and resumed give exactly the uninterrupted result (CPU),
+and a killed run never leaves a folder or file that looks complete."""
+import os, random, signal, subprocess, sys, time
+from pathlib import Path
+import torch
+from conftest import ROOT
+
+from kdnotes.mtt import ConvNetD3, FlatNet, train_experts
+from kdnotes.report import results_folders
+
+EPOCHS, ITERATIONS = 6, 40   # expert epochs, then distillation iterations: the steps of the long run
+
+# The long run at a tiny CPU size: two experts on 400 mini-MNIST images, then MTT distillation (IPC 1) saved every
+# iteration. It prints `started` once its imports and data are ready, and writes its result atomically at the end.
+DRIVER = f'''
+import os, sys
+from pathlib import Path
+import torch
+from kdnotes.data import load_dataset
+from kdnotes.mtt import ConvNetD3, FlatNet, distill, train_experts
+
+state, out = Path(sys.argv[1]), Path(sys.argv[2])
+X, Y = load_dataset('mnist', 'mini')['train'].batch(torch.arange(400))
+net = FlatNet(lambda: ConvNetD3(1, 10, 28, width=4))
+print('started', flush=True)
+traj = train_experts(net, X, Y, state/'experts', seeds=[1, 2], epochs={EPOCHS}, bs=50)
+res = distill(net, traj, X, Y, classes=10, ipc=1, iterations={ITERATIONS}, syn_steps=4, expert_epochs=1, max_start_epoch=2,
+              lr_img=100., seed=5, folder=state/'distill', save_every=1)
+tmp = out.with_name(out.name + '.partial')
+torch.save(dict(trajectories=traj, **{{k: res[k] for k in ('images', 'labels', 'syn_lr', 'losses', 'syn_lrs')}}), tmp)
+os.replace(tmp, out)
+'''
+
+def cpu_env(base=None) -> dict:
+    "The environment of a child process: one CPU thread, so that runs are reproducible and share the machine."
+    return dict(base or os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+
+def saved_steps(state:Path) -> int:
+    "Steps the resumable state in `state` holds: finished expert epochs, then finished distillation iterations."
+    if (state/'distill'/'distill.pt').exists(): return EPOCHS + torch.load(state/'distill'/'distill.pt')['iteration']
+    if (state/'experts'/'state.pt').exists(): return torch.load(state/'experts'/'state.pt')['epoch']
+    return 0
+
+def start_driver(driver, state, out, log):
+    "Start the long run; return the process once it has printed `started` (its imports and data are loaded)."
+    with open(log, 'a') as err:
+        p = subprocess.Popen([sys.executable, str(driver), str(state), str(out)], cwd=ROOT, env=cpu_env(),
+                             stdout=subprocess.PIPE, stderr=err, text=True)
+    line = p.stdout.readline()
+    assert line.strip() == 'started', f'the driver did not start: {Path(log).read_text()[-2000:]}'
+    return p
+
+def test_killed_and_resumed_mtt_equals_uninterrupted(tmp_path):
+    "Experts then distillation, SIGKILLed four times at seeded random points and restarted: the same tensors as one run."
+    driver = tmp_path/'driver.py'
+    driver.write_text(DRIVER)
+    once = subprocess.run([sys.executable, str(driver), str(tmp_path/'once'), str(tmp_path/'once.pt')], cwd=ROOT,
+                          env=cpu_env(), capture_output=True, text=True)
+    assert once.returncode == 0, once.stderr[-2000:]
+
+    # Kill points (seeded): one by a random delay just after the start, one after a random expert epoch, two after
+    # random distillation iterations; each kill comes a random fraction of a step later, so it can hit a save.
+    rng = random.Random(10)
+    targets = [None, rng.randint(1, EPOCHS - 1), *sorted(EPOCHS + i for i in rng.sample(range(1, ITERATIONS - 15), 2))]
+    state, out, log = tmp_path/'killed', tmp_path/'killed.pt', tmp_path/'killed.log'
+    kills, before = [], 0
+    for target in targets:
+        p = start_driver(driver, state, out, log)
+        if target is None: time.sleep(rng.uniform(0, 0.3))
+        else:
+            deadline = time.time() + 60
+            while saved_steps(state) < target and p.poll() is None and time.time() < deadline: time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.1))
+        assert p.poll() is None, f'the run ended before the kill aimed after step {target}: {log.read_text()[-2000:]}'
+        p.send_signal(signal.SIGKILL); p.wait(); p.stdout.close()
+        assert p.returncode == -signal.SIGKILL
+        assert not out.exists(), 'a killed run left a final output file'
+        steps = saved_steps(state)
+        assert steps >= before, f'the saved state went back from {before} to {steps} steps'
+        kills.append(dict(target=target, saved=steps, in_distillation=(state/'distill'/'distill.pt').exists()))
+        before = steps
+    assert len(kills) >= 3 and 0 < sum(k['in_distillation'] for k in kills) < len(kills), kills   # both loops were hit
+
+    p = start_driver(driver, state, out, log)                     # the last restart runs to the end
+    assert p.wait(timeout=120) == 0, log.read_text()[-2000:]
+    p.stdout.close()
+    assert saved_steps(state) == EPOCHS + ITERATIONS
+    assert not list(state.rglob('*.partial')), 'a half-written state file was left behind'
+    a, b = torch.load(tmp_path/'once.pt'), torch.load(out)
+    for k in ('trajectories', 'images', 'labels', 'syn_lr'): assert torch.equal(a[k], b[k]), k
+    assert a['losses'] == b['losses'] and a['syn_lrs'] == b['syn_lrs']
+    assert len(a['losses']) == ITERATIONS
+
+# ------------------------------------------------------------------ `kdnotes run` killed mid-way
+def descendants(pid:int) -> list[int]:
+    "Process ids of the children of `pid`, their children, and so on."
+    parents = {}
+    for d in Path('/proc').iterdir():
+        try: parents[int(d.name)] = int((d/'stat').read_text().rsplit(')', 1)[1].split()[1])
+        except (ValueError, OSError): pass
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        kids = [c for c, q in parents.items() if q == parent]
+        found += kids; todo += kids
+    return found
+
+def alive(pid:int) -> bool:
+    "Whether `pid` is running (not gone, not a zombie)."
+    try: return (Path('/proc')/str(pid)/'stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError: return False
+
+def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
+    "`kdnotes run` with its process group SIGKILLed mid-way: no results folder, nothing with a provenance.json."
+    dest = tmp_path/'results'/'run'
+    cmd = [str(Path(sys.executable).with_name('kdnotes')), 'run', '004_base', '--preset', 'smoke', '--device', 'cpu',
+           '--out', str(dest)]
+    with open(tmp_path/'run.log', 'w') as err:
+        p = subprocess.Popen(cmd, cwd=tmp_path, env=cpu_env(no_data_env), stdout=subprocess.DEVNULL, stderr=err,
+                             start_new_session=True)
+    kernels = []
+    try:
+        deadline = time.time() + 60          # work has started: the temporary folder and the notebook's kernel exist
+        while not (kernels and list(dest.parent.glob('.004_base-smoke.*'))) and p.poll() is None and time.time() < deadline:
+            time.sleep(0.05); kernels = descendants(p.pid)
+        time.sleep(random.Random(5).uniform(1, 3))
+        assert p.poll() is None and not dest.exists(), 'the run was over before the kill'
+        kernels = descendants(p.pid)
+        os.killpg(p.pid, signal.SIGKILL); p.wait()
+        deadline = time.time() + 10           # the kernel, in a session of its own, notices and exits by itself
+        while any(map(alive, kernels)) and time.time() < deadline: time.sleep(0.1)
+        assert not any(map(alive, kernels)), 'the notebook kernel outlived the killed run'
+    finally:
+        for k in kernels:
+            if alive(k): os.kill(k, signal.SIGKILL)
+    assert not dest.exists()
+    assert list(dest.parent.glob('.004_base-smoke.*')), 'expected the temporary folder of the killed run'
+    assert not list(dest.parent.rglob('provenance.json')), 'a killed run left a complete-looking folder'
+
+# ------------------------------------------------------------------ kills inside a write
+# The window between a file's truncation and its last byte is microseconds wide: random kills rarely hit it, so
+# these tests put the kill there on purpose, with the kernel's file-size limit (SIGXFSZ, default action restored:
+# the process dies at the write) or with a SIGKILL the process sends itself inside the library's own code.
+DIE_AT_FIRST_WRITE = '''
+import resource, signal, sys, torch
+from kdnotes.mtt import ConvNetD3, FlatNet, train_experts
+X, Y = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 10
+net = FlatNet(lambda: ConvNetD3(1, 10, 28, width=2))
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL); resource.setrlimit(resource.RLIMIT_FSIZE, (32, 32))
+print('armed', flush=True)                  # from here on, the first write of more than 32 bytes kills the process
+train_experts(net, X, Y, sys.argv[1], seeds=[1], epochs=2, bs=10)
+'''
+
+def test_kill_during_a_settings_write_leaves_the_folder_resumable(tmp_path):
+    "A run killed while it rewrites its settings file (experts.json) on resuming: the next call resumes."
+    script, folder = tmp_path/'die.py', tmp_path/'experts'
+    script.write_text(DIE_AT_FIRST_WRITE)
+    X, Y = torch.rand(20, 1, 28, 28, generator=torch.Generator().manual_seed(0)), torch.arange(20) % 10
+    net = FlatNet(lambda: ConvNetD3(1, 10, 28, width=2))
+    train_experts(net, X, Y, folder, seeds=[1], epochs=1, bs=10)
+    r = subprocess.run([sys.executable, str(script), str(folder)], cwd=ROOT, capture_output=True, text=True,
+                       env=cpu_env() | dict(PYTHONDONTWRITEBYTECODE='1'))
+    assert r.returncode == -signal.SIGXFSZ and r.stdout.strip() == 'armed', r.stderr[-1500:]   # killed inside train_experts
+    assert train_experts(net, X, Y, folder, seeds=[1], epochs=2, bs=10).shape == (1, 3, net.numel)  # it resumes
+
+def test_folder_left_by_a_killed_copy_is_not_reported(tmp_path):
+    "SIGKILL inside `atomic_dir` (as in `kdnotes run`'s last copy): the hidden temporary folder is never a result."
+    results = tmp_path/'results'
+    (results/'004_base'/'smoke').mkdir(parents=True)
+    (results/'004_base'/'smoke'/'metrics.json').write_text('{}')
+    code = ('import os, signal; from kdnotes.core import atomic_dir\n'
+            f'with atomic_dir({str(results/"004_base"/"smoke")!r}) as tmp:\n'
+            "    (tmp/'metrics.json').write_text('{}'); os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=cpu_env()).returncode == -signal.SIGKILL
+    assert [p.name for p in (results/'004_base').iterdir() if p.name.startswith('.smoke.')], 'expected the left-over folder'
+    assert results_folders(results) == [results/'004_base'/'smoke']
