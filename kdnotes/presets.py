@@ -150,6 +150,19 @@ PRESETS['001_gtn'] = {
 }
 
 # %% ../nbs/12_presets.ipynb #959d3b8d
+_kd000 = dict(source='full', n_train=None, n_test=None, subset_seed=0, seeds=[0, 1, 2, 3, 4], eval_bs=1000,
+              alphas=[0.25, 0.5, 0.75], T=4.,
+              teacher=dict(arch='resnet50', epochs=20, bs=128, lr=1e-3),
+              student=dict(width=128, epochs=6, bs=128, lr=1e-3))
+PRESETS['000_kd_alpha'] = {
+    'paper': _kd000,
+    'cpu': {**_kd000, 'n_train': 4000, 'n_test': 2000, 'seeds': [0, 1, 2],
+            'teacher': {**_kd000['teacher'], 'arch': 'cifar_tiny', 'epochs': 8}, 'student': {**_kd000['student'], 'width': 16}},
+    'smoke': {**_kd000, 'source': 'mini', 'seeds': [0, 1],
+              'teacher': {**_kd000['teacher'], 'arch': 'cifar_tiny', 'epochs': 2}, 'student': {**_kd000['student'], 'width': 8, 'epochs': 2}},
+}
+
+# %% ../nbs/12_presets.ipynb #6393912a
 def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
                preset:str,      # 'paper', 'smoke' or 'cpu'
                seeds:list=None  # replaces the preset's seeds when given

@@ -81,6 +81,12 @@ CLAIMS = {
         dict(study='000', table='DSA Table 2, MNIST IPC 10, DSA', row='mnist_mtt', acc=(0.978, 0.001)),
         dict(study='000', table='DSA Table 2, MNIST IPC 10, random real', row='mnist_real_random', acc=(0.951, 0.009)),
     ],
+    '000_kd_alpha': [   # the study prints no spread; its Table 2 loss is the literal form (no temperature, no T²)
+        dict(study='000', table='Table 1', row='teacher', acc=(0.7483, 0.0)),
+        dict(study='000', table='Table 2, α = 0.25', row='kd_literal_a025', acc=(0.7330, 0.0)),
+        dict(study='000', table='Table 2, α = 0.5', row='kd_literal_a050', acc=(0.7171, 0.0)),
+        dict(study='000', table='Table 2, α = 0.75', row='kd_literal_a075', acc=(0.6943, 0.0)),
+    ],
 }
 
 # %% ../nbs/10_report.ipynb #29da6aac
@@ -96,6 +102,7 @@ WHY = {   # why ours differ from a printed number by more than 2 std, per experi
     '004_regression': "`fixed`: the loss as stated, not the code's broadcasting one the print measures; `code`: our Gaussian draw",
     '004_style': 'CIFAR-10-JPEG and a random-weight VGG-19 in place of Imagenette and a pretrained one',
     'mtt': 'DC and DSA learn their sets by gradient matching, not trajectory matching',
+    '000_kd_alpha': "Adam in place of the study's SGD, whose settings it does not state; the teacher's schedule is not stated either",
 }
 
 def why(claim:dict, experiment:str, preset:str) -> str:
