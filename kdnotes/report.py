@@ -17,7 +17,7 @@ from .train import integral_criterion, mean_std
 
 # %% auto #0
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'START', 'END', 'summarise', 'pm', 'why', 'comparison', 'md_table',
-           'plot_curves', 'summary', 'render', 'results_folders', 'results_table', 'update_readme']
+           'difference', 'plot_curves', 'summary', 'render', 'results_folders', 'results_table', 'update_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -139,6 +139,15 @@ def md_table(df:pd.DataFrame) -> str:
     return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows) + '\n'
 
 # %% ../nbs/10_report.ipynb #d5ec5380
+def difference(a, # per-run values of the first row
+               b  # per-run values of the second row
+              ) -> tuple[float, float]:
+    "Mean of `b` minus mean of `a`, and the standard error of that difference (NaN with a single run)."
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    se = (a.var(ddof=1)/len(a) + b.var(ddof=1)/len(b))**.5 if min(len(a), len(b)) > 1 else float('nan')
+    return float(b.mean() - a.mean()), float(se)
+
+# %% ../nbs/10_report.ipynb #cfccdf83
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band."
     keys = [k for k in CURVES if k in metrics['histories'][rows[0]][protocol]]
@@ -158,7 +167,7 @@ def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/10_report.ipynb #cfccdf83
+# %% ../nbs/10_report.ipynb #3e320642
 def summary(metrics:dict) -> pd.DataFrame:
     "Every row under every protocol: each metric it has, mean ± std."
     lines = []
@@ -170,7 +179,7 @@ def summary(metrics:dict) -> pd.DataFrame:
                           'runs': len(h[_CURVE[next(iter(s))]]), **{METRICS[m]: pm(v, DIGITS.get(m, 3)) for m, v in s.items()}})
     return pd.DataFrame(lines).fillna('—')
 
-# %% ../nbs/10_report.ipynb #313265c8
+# %% ../nbs/10_report.ipynb #585c1c80
 def render(results_dir # a folder holding metrics.json
           ) -> pd.DataFrame:
     "Write the tables and figures of a results folder from its metrics.json; return the comparison."
@@ -187,7 +196,7 @@ def render(results_dir # a folder holding metrics.json
             fig.savefig(d/'figures'/f'{name}_{p}.png', dpi=120); plt.close(fig)
     return cmp
 
-# %% ../nbs/10_report.ipynb #585c1c80
+# %% ../nbs/10_report.ipynb #74d553b3
 def results_folders(root='results') -> list[Path]:
     "Results folders under `root`: one per experiment, the `paper` preset preferred."
     found = {}
@@ -208,7 +217,7 @@ def results_table(root='results') -> str:
     first, last = ['experiment', 'preset'], ['why Δ > 2 std']
     return md_table(df[first + [c for c in df.columns if c not in first + last] + last])
 
-# %% ../nbs/10_report.ipynb #ee7ea78f
+# %% ../nbs/10_report.ipynb #4cbe2500
 START, END = '<!-- results:start -->', '<!-- results:end -->'
 
 def update_readme(readme, table:str):
