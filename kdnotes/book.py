@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_book.ipynb #028a0b83
 from __future__ import annotations
-import copy, html, posixpath, re, shutil
+import copy, html, importlib.util, posixpath, re, shutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,12 +17,13 @@ from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 from pygments.formatters import HtmlFormatter
 
 from .core import atomic_dir
-from .report import START, END
+from .report import TABLES, markers, readme_text
 
 # %% auto #0
-__all__ = ['MATHJAX', 'BOOK_CSS', 'MARKER', 'notebook_heading', 'Page', 'book_pages', 'reader_notebook', 'notebook_html',
-           'markdown_html', 'relink', 'broken_links', 'sections', 'nav_html', 'page_html', 'book_css', 'contents_html',
-           'results_html', 'link_targets', 'page_body', 'build_book']
+__all__ = ['MATHJAX_FILES', 'BOOK_CSS', 'MARKER', 'notebook_heading', 'Page', 'book_pages', 'reader_notebook', 'notebook_html',
+           'markdown_html', 'relink', 'broken_links', 'sections', 'nav_html', 'mathjax_source', 'copy_mathjax',
+           'mathjax_html', 'page_html', 'book_css', 'contents_html', 'results_html', 'link_targets', 'page_body',
+           'build_book']
 
 # %% ../nbs/13_book.ipynb #72c58508
 def notebook_heading(nb) -> tuple[str, str]:
@@ -35,7 +36,7 @@ def notebook_heading(nb) -> tuple[str, str]:
 @dataclass
 class Page:
     "One page of the book."
-    src: Path      # the README or notebook it is made from
+    src: Path      # the notebook it is made from
     href: str      # its HTML file, relative to the book folder
     kind: str      # 'front', 'chapter' or 'experiment'
     label: str     # its name in the table of contents
@@ -43,13 +44,14 @@ class Page:
     summary: str = ''
 
 # %% ../nbs/13_book.ipynb #22f84dfa
-def book_pages(root='.' # the project: README.md, nbs/, results/
+def book_pages(root='.' # the project: nbs/index.ipynb and the other notebooks, results/
               ) -> list[Page]:
-    "The front page, the library chapters `nbs/NN_*.ipynb` and the executed experiments in `results/`, in reading order."
+    "The front page `nbs/index.ipynb`, the library chapters `nbs/NN_*.ipynb` and the executed experiments in `results/`, in reading order."
     root = Path(root)
-    if not ((root/'README.md').is_file() and (root/'nbs').is_dir()):
-        raise ValueError(f"root={str(root)!r}: expected a kdnotes project folder holding README.md and nbs/")
-    pages = [Page(root/'README.md', 'index.html', 'front', 'Front page', 'kdnotes')]
+    if not (root/'nbs'/'index.ipynb').is_file():
+        raise ValueError(f"root={str(root)!r}: expected a kdnotes project folder holding nbs/index.ipynb")
+    title, summary = notebook_heading(nbformat.read(root/'nbs'/'index.ipynb', as_version=4))
+    pages = [Page(root/'nbs'/'index.ipynb', 'index.html', 'front', 'Front page', title or 'kdnotes', summary)]
     runs = sorted(p for p in root.glob('results/*/*/*.ipynb') if p.stem == p.parent.parent.name and not p.parent.name.startswith('.'))
     for kind, srcs in [('chapter', sorted(root.glob('nbs/[0-9][0-9]_*.ipynb'))), ('experiment', runs)]:
         for src in srcs:
@@ -132,6 +134,7 @@ def broken_links(out # a built book
         for link in get(page)[0]:
             if re.match(r'[a-zA-Z][a-zA-Z0-9+.-]*:|//', link): continue
             path, _, fragment = link.partition('#')
+            path = path.partition('?')[0]                   # a query (`MathJax.js?config=…`) names no file
             target = (page.parent/unquote(path)).resolve() if path else page
             if not target.is_file() or (fragment and target.suffix == '.html' and unquote(fragment) not in get(target)[1]):
                 bad.append(f'{page.relative_to(out).as_posix()}: {link}')
@@ -158,10 +161,36 @@ def nav_html(pages:list[Page], here:Page, toc:list) -> str:
              for name, kind in groups if any(p.kind == kind for p in pages)]
     return '<nav class="toc">' + ''.join(parts) + '</nav>'
 
-# %% ../nbs/13_book.ipynb #7a358066
-MATHJAX = ('<script>window.MathJax = {tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], processEscapes: true}};</script>\n'
-           '<script async src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>')
+# %% ../nbs/13_book.ipynb #b03a1891
+MATHJAX_FILES = ['LICENSE', 'MathJax.js', 'config/TeX-AMS-MML_HTMLorMML-full.js', 'jax/input/TeX', 'jax/element/mml',
+                 'jax/output/HTML-CSS', 'fonts/HTML-CSS/STIX-Web/woff', 'extensions/TeX', 'extensions/HTML-CSS',
+                 'extensions/MathMenu.js', 'extensions/MathZoom.js', 'extensions/MathEvents.js', 'extensions/FontWarnings.js',
+                 'extensions/fast-preview.js', 'extensions/AssistiveMML.js']
 
+def mathjax_source() -> Path:
+    "The folder of MathJax 2.7's static files in the installed `jupyter-server-mathjax` package."
+    spec = importlib.util.find_spec('jupyter_server_mathjax')          # found without importing its Jupyter server extension
+    if spec is None: raise ValueError('the book typesets formulas with the MathJax of jupyter-server-mathjax: pip install jupyter-server-mathjax')
+    return Path(spec.submodule_search_locations[0])/'static'
+
+def copy_mathjax(dest:Path) -> Path:
+    "Copy the MathJax files the book needs (TeX input, HTML-CSS output with STIX web fonts) into `dest`."
+    src = mathjax_source()
+    for f in MATHJAX_FILES:
+        (dest/f).parent.mkdir(parents=True, exist_ok=True)
+        if (src/f).is_dir(): shutil.copytree(src/f, dest/f)
+        else: shutil.copy2(src/f, dest/f)
+    return dest
+
+def mathjax_html(here:str # the page's href in the book
+                ) -> str:
+    "The script tags of page `here` that typeset its formulas with the book's own MathJax."
+    config = ('MathJax.Hub.Config({tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]], processEscapes: true}, '
+              '"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}, messageStyle: "none"});')
+    return (f'<script type="text/x-mathjax-config">{config}</script>\n'
+            f'<script src="{_rel("mathjax/MathJax.js", here)}?config=TeX-AMS-MML_HTMLorMML-full"></script>')
+
+# %% ../nbs/13_book.ipynb #3c936026
 def page_html(pages:list[Page], here:Page, body:str) -> str:
     "The whole HTML document of page `here`: header with previous and next page, table of contents, `body`."
     i = pages.index(here)
@@ -169,11 +198,11 @@ def page_html(pages:list[Page], here:Page, body:str) -> str:
                            f'{html.escape(pages[j].label)}{" →" if rel == "next" else ""}</a>') if 0 <= j < len(pages) else '<span></span>'
     return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{html.escape(here.title)} · kdnotes</title>\n'
-            f'<link rel="stylesheet" href="{_rel("book.css", here.href)}">\n{MATHJAX}\n</head>\n<body>\n'
+            f'<link rel="stylesheet" href="{_rel("book.css", here.href)}">\n{mathjax_html(here.href)}\n</head>\n<body>\n'
             f'<header><a class="book" href="{_rel("index.html", here.href)}">kdnotes</a>{step(i - 1, "prev")}{step(i + 1, "next")}</header>\n'
             f'{nav_html(pages, here, sections(body))}\n<main>\n{body}\n</main>\n</body>\n</html>\n')
 
-# %% ../nbs/13_book.ipynb #3c936026
+# %% ../nbs/13_book.ipynb #7a7876f7
 BOOK_CSS = """
 :root { --side: 17rem; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --code: #f6f8fa; --accent: #0b5cad; }
 * { box-sizing: border-box; }
@@ -221,7 +250,7 @@ def book_css() -> str:
     "The book's one stylesheet: layout, cells, tables, and Pygments' code colours."
     return BOOK_CSS + HtmlFormatter(style='default').get_style_defs('.highlight')
 
-# %% ../nbs/13_book.ipynb #7a7876f7
+# %% ../nbs/13_book.ipynb #4033a51c
 def contents_html(pages:list[Page]) -> str:
     "The contents of the front page: every chapter and experiment with its title and summary."
     groups = [('Library', 'chapter'), ('Experiments', 'experiment')]
@@ -231,7 +260,7 @@ def contents_html(pages:list[Page]) -> str:
         f'<h3>{name}</h3><dl>' + ''.join(entry(p) for p in pages if p.kind == kind) + '</dl>'
         for name, kind in groups if any(p.kind == kind for p in pages)) + '</section>')
 
-# %% ../nbs/13_book.ipynb #017ea74a
+# %% ../nbs/13_book.ipynb #22dce02a
 def results_html(folder:Path, # a results folder: tables/*.md, figures/*.png, metrics.json, provenance.json
                  dest:Path    # the folder of its page in the book, where the files are copied
                 ) -> str:
@@ -248,7 +277,7 @@ def results_html(folder:Path, # a results folder: tables/*.md, figures/*.png, me
             + (f'<h3>Tables</h3>{tables}' if tables else '') + (f'<h3>Figures</h3><div class="figures">{thumbs}</div>' if thumbs else '')
             + '</section>')
 
-# %% ../nbs/13_book.ipynb #22dce02a
+# %% ../nbs/13_book.ipynb #8b814cc5
 def link_targets(pages:list[Page]) -> dict:
     "Source path -> page href, each experiment notebook in nbs/experiments/ leading to its preferred run."
     order = ['paper', 'cpu', 'smoke']
@@ -261,15 +290,17 @@ def link_targets(pages:list[Page]) -> dict:
 def page_body(page:Page, pages:list[Page], targets:dict, # from `link_targets(pages)`
               dest:Path # folder of the page in the book being written
              ) -> str:
-    "What goes inside `page`: the README and the contents, or the notebook's cells (and an experiment's results folder)."
+    "What goes inside `page`: the front page and the contents, or the notebook's cells (and an experiment's results folder)."
     if page.kind == 'front':
-        readme = markdown_html(page.src.read_text()).replace(START, f'<div class="results-table">{START}').replace(END, f'{END}</div>')
-        return relink(readme, page.src.parent, page.href, targets) + contents_html(pages)
+        root = page.src.parents[1]
+        front = markdown_html(readme_text(page.src, root/'results'))
+        for start, end in map(markers, TABLES): front = front.replace(start, f'<div class="results-table">{start}').replace(end, f'{end}</div>')
+        return relink(front, root, page.href, targets) + contents_html(pages)
     base = page.src.parents[3]/'nbs'/'experiments' if page.kind == 'experiment' else page.src.parent
     body = relink(notebook_html(nbformat.read(page.src, as_version=4)), base, page.href, targets)
     return body + (results_html(page.src.parent, dest) if page.kind == 'experiment' else '')
 
-# %% ../nbs/13_book.ipynb #8b814cc5
+# %% ../nbs/13_book.ipynb #29a96fb8
 MARKER = '.kdnotes-book'
 
 def _check_out(out:Path, root:Path):
@@ -278,9 +309,9 @@ def _check_out(out:Path, root:Path):
     if out.exists() and any(out.iterdir()) and not (out/MARKER).is_file():
         raise ValueError(f"out={str(out)!r}: exists and is not a kdnotes book (no {MARKER}); expected a new folder or a book to replace")
 
-# %% ../nbs/13_book.ipynb #0c432bfa
+# %% ../nbs/13_book.ipynb #698f30a0
 def build_book(out,      # folder of the book: created, or replaced when it holds a book
-               root='.'  # the project: README.md, nbs/, results/
+               root='.'  # the project: nbs/, results/
               ) -> Path:
     "Render the front page, every library chapter and every executed experiment to static HTML in `out`, atomically."
     root, out = Path(root).resolve(), Path(out).resolve()
@@ -288,7 +319,7 @@ def build_book(out,      # folder of the book: created, or replaced when it hold
     pages = book_pages(root); targets = link_targets(pages)
     with atomic_dir(out) as tmp:
         (tmp/MARKER).write_text('Written by `kdnotes book`; replaced whole by the next build.\n')
-        (tmp/'book.css').write_text(book_css())
+        (tmp/'book.css').write_text(book_css()); copy_mathjax(tmp/'mathjax')
         for p in pages:
             (tmp/p.href).parent.mkdir(parents=True, exist_ok=True)
             (tmp/p.href).write_text(page_html(pages, p, page_body(p, pages, targets, (tmp/p.href).parent)))

@@ -80,8 +80,9 @@ def _parser():
         s.add_argument('--preset', default='smoke'); s.add_argument('--device', default='auto')
         s.add_argument('--data-dir'); s.add_argument('--seeds', type=int, nargs='+')
         if name == 'run': s.add_argument('--out')
-    r = sub.add_parser('report', help='tables, figures and the README results table from results/')
+    r = sub.add_parser('report', help='tables and figures from results/, and README.md from nbs/index.ipynb with its tables')
     r.add_argument('--results', default='results'); r.add_argument('--readme', default='README.md')
+    r.add_argument('--index', default='nbs/index.ipynb', help='the front page notebook README.md is written from')
     sub.add_parser('book', help='the report as static HTML pages').add_argument('--out', help='book folder (default: book/ in the project folder)')
     return p
 
@@ -94,13 +95,14 @@ def _reproduce(preset, **kw):
     if not todo: raise ValueError(f"preset={preset!r}: no experiment has it; presets: {sorted({p for v in PRESETS.values() for p in v})}")
     for e in todo: print(f'{e} ({preset}) -> {run_experiment(e, preset, **kw)}')
 
-def _report(results, readme):
-    from kdnotes.report import render, results_folders, results_table, update_readme
+def _report(results, readme, index):
+    from kdnotes.report import render, results_folders, write_readme
     folders = results_folders(results)
     if not folders: raise ValueError(f'{results}: no results folder with a metrics.json')
+    if not Path(index).is_file(): raise ValueError(f'index={str(index)!r}: expected the front page notebook README.md is written from')
     for m in Path(results).glob('[!.]*/[!.]*/metrics.json'): render(m.parent)     # every preset's folder, none half-written
-    update_readme(readme, results_table(results))
-    print(f'rendered {len(folders)} experiment(s); results table written to {readme}')
+    write_readme(readme, index, results)
+    print(f'rendered {len(folders)} experiment(s); {readme} written from {index} and {results}')
 
 def _book(out):
     try: from kdnotes.book import build_book
@@ -116,7 +118,7 @@ def main(argv=None):
         if a.cmd == 'list': _list()
         elif a.cmd == 'run': print(run_experiment(a.experiment, a.preset, a.device, a.out, a.data_dir, a.seeds))
         elif a.cmd == 'reproduce': _reproduce(a.preset, device=a.device, data_dir=a.data_dir, seeds=a.seeds)
-        elif a.cmd == 'report': _report(a.results, a.readme)
+        elif a.cmd == 'report': _report(a.results, a.readme, a.index)
         else: _book(a.out)
     except (ValueError, FileNotFoundError) as e: p.exit(2, f'kdnotes: error: {e}\n')
     except ExperimentFailed as e: p.exit(1, f'kdnotes: error: {e}\n')

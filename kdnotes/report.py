@@ -4,11 +4,12 @@
 
 # %% ../nbs/10_report.ipynb #7731b4bc
 from __future__ import annotations
-import re
+import posixpath, re
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
+import nbformat
 import numpy as np
 import pandas as pd
 
@@ -16,8 +17,10 @@ from .core import load_json
 from .train import integral_criterion, mean_std
 
 # %% auto #0
-__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'START', 'END', 'summarise', 'pm', 'why', 'comparison', 'md_table',
-           'difference', 'plot_curves', 'summary', 'render', 'results_folders', 'results_table', 'update_readme']
+__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED', 'summarise', 'pm',
+           'why', 'comparison', 'md_table', 'difference', 'plot_curves', 'summary', 'render', 'results_folders',
+           'results_table', 'added', 'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links',
+           'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -198,11 +201,12 @@ def render(results_dir # a folder holding metrics.json
 
 # %% ../nbs/10_report.ipynb #74d553b3
 def results_folders(root='results') -> list[Path]:
-    "Results folders under `root`: one per experiment, the `paper` preset preferred."
+    "Results folders under `root`: one per experiment, the `paper` preset preferred, `smoke` only when nothing else ran."
+    rank = lambda d: (d.name != 'paper', d.name == 'smoke')     # the preferred folder sorts first
     found = {}
     for m in sorted(Path(root).glob('[!.]*/[!.]*/metrics.json')):     # not the hidden folders of unfinished writes
-        exp, preset = m.parent.parent.name, m.parent.name
-        if exp not in found or preset == 'paper': found[exp] = m.parent
+        d = m.parent
+        if d.parent.name not in found or rank(d) < rank(found[d.parent.name]): found[d.parent.name] = d
     return list(found.values())
 
 def results_table(root='results') -> str:
@@ -217,11 +221,139 @@ def results_table(root='results') -> str:
     first, last = ['experiment', 'preset'], ['why Δ > 2 std']
     return md_table(df[first + [c for c in df.columns if c not in first + last] + last])
 
-# %% ../nbs/10_report.ipynb #4cbe2500
-START, END = '<!-- results:start -->', '<!-- results:end -->'
+# %% ../nbs/10_report.ipynb #4049746a
+ADDED = {
+    '000_kd_mtt': [   # study 000's main experiment: its Table 3 reprints Table 2, the T×α grid has no results
+        dict(row='mtt_plain', what='trajectory matching without the KD term, its images evaluated with cross-entropy'),
+        dict(row=r'mtt_plain_T(.+)_a(.+)', what="plain MTT's images evaluated with the KD term of that grid point"),
+        dict(row=r'kd_T(.+)_a(.+)', against=[r'mtt_plain_T\1_a\2', 'mtt_plain'],
+             what="trajectory matching with the KD term, T and α as in the row's name: the grid the study leaves empty"),
+    ],
+    '000_kd_alpha': [
+        dict(row='student', what='ConvNetD3-16 trained alone: Table 1 prints "—" for the student'),
+        dict(row=r'kd_hinton_a(\d+)', against=r'kd_literal_a\1', what="Hinton's KD (a temperature, ×T²) beside the study's literal form at the same α"),
+    ],
+    '001_gtn': [      # study 001 proposes cheaper meta-gradients and measures none
+        dict(row=r'(ift_cg|ift_neumann|matching)_K(\d+)', against=r'unrolled_K\2',
+             what="the study's proposed meta-gradient (IFT or gradient matching) against the exact unrolled one at the same K"),
+        dict(row=r'real_K(\d+)', against=r'unrolled_K\1', what='the learner on real MNIST batches: what the generator is to beat'),
+    ],
+    '002_synthetic': [   # the study prints no numbers
+        dict(row='hyper', against='no_kd', what='KD meta-parameters by hypergradient against no distillation'),
+        dict(row=r'spline_e(\d+)_n(\d+)', against='hyper',
+             what='spline-predicted meta-parameters (epoch size, n in the name) against hypergradients at every step'),
+    ],
+    '002_cifar10': [     # Table 1 is empty in the study
+        dict(row=r'hyper_(\w+)', against='no_kd', what='KD meta-parameters by hypergradient against no distillation'),
+        dict(row=r'spline_(\w+)', against=r'hyper_\1', what='spline-predicted meta-parameters against hypergradients at every step, same teacher'),
+        dict(row=r'final_(\w+)', against=r'hyper_\1', what="the optimisation's final meta-parameters, fixed from the start"),
+    ],
+    '003_vid': [
+        dict(row='vid_all_heldout', against='vid_pairwise', what='all-to-all VID with λ chosen on a held-out split, not on the test set'),
+        dict(row='further_alone', what='a student of other depth and width than the teacher (CNN 8/16), alone'),
+        dict(row='further_(hinton|vid_pairwise)', against='further_alone', what='Hinton KD or pairwise VID between mismatched architectures'),
+        dict(row='further_vid_all(_heldout)?', against='further_vid_pairwise', what='all-to-all VID between mismatched architectures'),
+    ],
+    '004_domains': [
+        dict(row='mnist_vae', against='mnist_vae_leak', what="the VAE map φ trained on Fashion-Small's pairs only: what the study's label leak was worth"),
+        dict(row='generated_vae', against='generated_vae_study', what='GeneratedMNIST from the leak-free VAE, without repeated images'),
+    ],
+    '004_regression': [   # the study's target is noise: an informative one shows whether the teacher can help at all
+        dict(row=r'informative:(train|small)_alone', what='an informative regression target, student alone'),
+        dict(row=r'informative:(train|small)_(teacher|sin)', against=r'informative:\1_alone', what='an informative regression target, with the teacher (φ = sin where named)'),
+    ],
+}
+
+# %% ../nbs/10_report.ipynb #75073bdc
+def _last(history:dict, metric:str) -> np.ndarray:
+    return np.asarray(history[_CURVE[metric]], float)[:, -1]
+
+def _seconds(metrics:dict, row:str, protocol:str):
+    "Seconds the runs of `row` took where the results record it: `seconds` (per row or row/protocol) or `costs` per meta-step."
+    s = metrics.get('seconds', {})
+    t = s.get(f'{row}/{protocol}', s.get(row))
+    return t if t is not None else metrics.get('costs', {}).get(row, {}).get('s_per_meta_step')
+
+def _against(entry:dict, match:re.Match, histories:dict, protocol:str) -> tuple:
+    "The row and protocol a line is read against: the first `against` row evaluated under `protocol`, else the first there is."
+    names = [entry['against']] if isinstance(entry.get('against'), str) else entry.get('against', [])
+    found = [n for n in (match.expand(a) for a in names) if n in histories]
+    same = [n for n in found if protocol in histories[n]]
+    return (same[0], protocol) if same else (found[0], next(iter(histories[found[0]]))) if found else (None, None)
+
+def added(metrics:dict # a results folder's metrics.json
+         ) -> pd.DataFrame:
+    "One line per added row and protocol: what it adds, ours, and its difference from the row it answers."
+    lines = []
+    for entry in ADDED.get(metrics['experiment'], []):
+        for r, by_protocol in metrics['histories'].items():
+            if not (match := re.fullmatch(entry['row'], r)): continue
+            for p, h in by_protocol.items():
+                s = summarise(h); m = next(m for m in ('acc', 'mse', 'ce') if m in s); d = DIGITS.get(m, 3)
+                line = {'row': f'`{r}`', 'protocol': p, 'metric': METRICS[m], 'ours': pm(s[m], d), 'runs': len(h[_CURVE[m]]),
+                        'against': '', 'Δ (ours − against) ± s.e.': '', 'time (ours / against)': '', 'what it adds': entry['what']}
+                other, q = _against(entry, match, metrics['histories'], p)
+                if other and _CURVE[m] in metrics['histories'][other][q]:
+                    delta, se = difference(_last(metrics['histories'][other][q], m), _last(h, m))
+                    line['against'] = f'`{other}`' + (f' ({q})' if q != p else '')
+                    line['Δ (ours − against) ± s.e.'] = f'{delta:+.{d}f} ± {se:.{d}f}' if se == se else f'{delta:+.{d}f} (one run)'
+                    t, t_against = _seconds(metrics, r, p), _seconds(metrics, other, q)
+                    if t and t_against: line['time (ours / against)'] = f'{t/t_against:.2f}×'
+                lines.append(line)
+    return pd.DataFrame(lines)
+
+def added_table(root='results') -> str:
+    "Markdown table of every added row, over all results folders under `root`."
+    frames = [df.assign(experiment=m['experiment'], preset=m['preset']) for d in results_folders(root)
+              if len(df := added(m := load_json(d/'metrics.json')))]
+    if not frames: return 'No results folder holds a row of `kdnotes.report.ADDED` yet.\n'
+    df = pd.concat(frames, ignore_index=True)
+    first = ['experiment', 'preset']
+    return md_table(df[first + [c for c in df.columns if c not in first]])
+
+# %% ../nbs/10_report.ipynb #10509b2b
+def markers(name:str) -> tuple[str, str]:
+    "The start and end markers of the table `name` in the front page."
+    return f'<!-- {name}:start -->', f'<!-- {name}:end -->'
+
+START, END = markers('results')
+TABLES = {'results': results_table, 'added': added_table}
+
+def fill_table(text:str, name:str, table:str) -> str:
+    "`text` with `table` between the two markers of the table `name`."
+    start, end = markers(name)
+    if start not in text or end not in text: raise ValueError(f'no {start} … {end} markers to write the table between')
+    return re.sub(f'{re.escape(start)}.*?{re.escape(end)}', lambda _: f'{start}\n{table}{end}', text, flags=re.S)
 
 def update_readme(readme, table:str):
-    "Replace the text between the results markers of `readme` with `table`."
-    text = Path(readme).read_text()
-    if START not in text or END not in text: raise ValueError(f'{readme}: no {START} … {END} markers to write the table between')
-    Path(readme).write_text(re.sub(f'{START}.*?{END}', lambda _: f'{START}\n{table}{END}', text, flags=re.S))
+    "Replace the text between the results markers of the file `readme` with `table`."
+    try: Path(readme).write_text(fill_table(Path(readme).read_text(), 'results', table))
+    except ValueError as e: raise ValueError(f'{readme}: {e}') from None
+
+# %% ../nbs/10_report.ipynb #45dd5703
+_SCHEME = re.compile(r'[a-zA-Z][a-zA-Z0-9+.-]*:|#|/')
+
+def rebase_links(text:str, # markdown
+                 folder:str # the folder its relative links were written from, relative to where it is read
+                ) -> str:
+    "Markdown `text` with every relative link and image target rebased from `folder` to its parent."
+    fix = lambda m: m.group(1) + (m.group(2) if _SCHEME.match(m.group(2)) else posixpath.normpath(posixpath.join(folder, m.group(2))))
+    return re.sub(r'(!?\[[^\]]*\]\()([^)\s]+)', fix, text)
+
+# %% ../nbs/10_report.ipynb #1f404c87
+GENERATED = '<!-- Written by `kdnotes report` from nbs/index.ipynb and results/: edit the notebook, not this file. -->\n'
+
+def readme_text(index, # the front page notebook, nbs/index.ipynb
+                root='results' # the results folders the tables are made from
+               ) -> str:
+    "README.md: the markdown cells of `index`, links rebased to the project folder, every table filled from `root`."
+    cells = nbformat.read(index, as_version=4).cells
+    text = rebase_links('\n\n'.join(c.source for c in cells if c.cell_type == 'markdown') + '\n', 'nbs')
+    for name, make in TABLES.items():
+        if markers(name)[0] in text: text = fill_table(text, name, make(root))
+    return GENERATED + text
+
+def write_readme(readme='README.md', index='nbs/index.ipynb', root='results') -> Path:
+    "Write `readme` from the front page notebook `index` and the results folders under `root`."
+    Path(readme).write_text(readme_text(index, root))
+    return Path(readme)

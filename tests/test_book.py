@@ -1,11 +1,11 @@
-"`kdnotes book`: every page is there, every link works, and a real browser shows the results table and the figures."
+"`kdnotes book`: every page is there, every link works, and a real browser shows the tables, the figures and, offline, the formulas."
 import html, re, shutil, subprocess, tempfile
 from pathlib import Path
 import pytest
 from PIL import Image
 from conftest import ROOT, kdnotes
 from kdnotes.book import broken_links
-from kdnotes.report import START, END
+from kdnotes.report import TABLES, markers
 
 CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
                   '--disable-component-update', '--disable-sync']
@@ -26,9 +26,10 @@ def rows(text):
     cell = lambda c: html.unescape(re.sub(r'<[^>]+>', '', c)).strip()
     return [[cell(c) for c in re.findall(r'<t[dh][^>]*>(.*?)</t[dh]>', r, flags=re.S)] for r in re.findall(r'<tr[^>]*>(.*?)</tr>', text, flags=re.S)]
 
-def readme_rows():
-    "The rows of README's results table (header and data), as their cell texts."
-    block = re.search(f'{START}\n(.*?){END}', (ROOT/'README.md').read_text(), flags=re.S).group(1)
+def readme_rows(table='results'):
+    "The rows of one of README's tables (header and data), as their cell texts."
+    start, end = markers(table)
+    block = re.search(f'{start}\n(.*?){end}', (ROOT/'README.md').read_text(), flags=re.S).group(1)
     lines = [l for l in block.splitlines() if l.startswith('|') and not re.fullmatch(r'[|\s:-]+', l)]
     return [[c.strip().replace('`', '').replace('*', '') for c in l.strip().strip('|').split('|')] for l in lines]
 
@@ -47,7 +48,8 @@ def test_every_relative_link_resolves(book):
 def test_results_table_and_figures_are_in_the_html(book):
     assert readme_rows(), 'README has no results table'
     index = rows((book/'index.html').read_text())
-    for row in readme_rows(): assert row in index, f'results row missing from index.html: {row}'
+    for table in TABLES:
+        for row in readme_rows(table): assert row in index, f'{table} row missing from index.html: {row}'
     for page in experiment_pages(book): assert re.search(r'<img [^>]*src="data:image/png;base64,', page.read_text()), page
 
 def chromium(*args, page:Path) -> str:
@@ -73,5 +75,22 @@ def test_a_browser_shows_the_page(book, which, tmp_path):
     assert '<nav class="toc">' in dom
     if which == 'front':
         shown = rows(dom)
-        for row in readme_rows(): assert row in shown, f'results row missing from the rendered front page: {row}'
+        for table in TABLES:
+            for row in readme_rows(table): assert row in shown, f'{table} row missing from the rendered front page: {row}'
     else: assert re.search(r'<img [^>]*src="data:image/png;base64,', dom), f'{page.name}: no figure after rendering'
+
+OFFLINE = ['--proxy-server=127.0.0.1:9', '--host-resolver-rules=MAP * ~NOTFOUND']   # every request that leaves the machine fails
+FORMULA = re.compile(r'\$[^$<]*\\[a-zA-Z]+[^$<]*\$')                                # inline TeX with a command, e.g. $\alpha T^2$
+
+def test_formulas_render_without_network(book):
+    "MathJax comes with the book: with the network cut off, every formula on a page full of them is typeset."
+    page = max(book.glob('nbs/*.html'), key=lambda p: len(FORMULA.findall(p.read_text())))
+    text = page.read_text()
+    assert len(FORMULA.findall(text)) >= 5, f'{page.name}: expected a page with formulas'
+    assert not re.search(r'<script[^>]*src="(https?:)?//', text), f'{page.name}: loads a script from the network'
+    dom = chromium(*OFFLINE, '--virtual-time-budget=30000', '--dump-dom', page=page)
+    scripts = len(re.findall(r'<script type="math/tex', dom))       # MathJax replaces each formula by a script and its output
+    typeset = len(re.findall(r'<span class="MathJax" id="MathJax-Element-\d+-Frame"', dom))
+    assert scripts >= 5 and typeset == scripts, f'{page.name}: {typeset} of {scripts} formulas typeset offline'
+    assert 'class="MathJax_Error"' not in dom and 'Math Processing Error' not in dom, f'{page.name}: MathJax reported an error'
+    assert 'STIXMathJax_' in dom, f"{page.name}: the formulas are not drawn with the book's STIX web fonts"

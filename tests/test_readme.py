@@ -1,7 +1,9 @@
-"README's results table is what `kdnotes report` makes of the committed results, never typed by hand."
-import re, shutil, subprocess
+"README.md is what `kdnotes report` makes of nbs/index.ipynb and the committed results, never typed by hand; its set-up commands hold."
+import difflib, re, shutil, subprocess
 from conftest import ROOT
-from kdnotes.report import START, END, results_table
+from kdnotes.cli import experiments
+from kdnotes.presets import PRESETS
+from kdnotes.report import TABLES, markers, readme_text
 
 def committed_results(dest):
     "Copy the committed metrics.json files (not local runs, e.g. smoke results of the main job) under `dest`."
@@ -9,6 +11,23 @@ def committed_results(dest):
     for f in files: (dest/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy(ROOT/f, dest/f)
     return dest/'results'
 
-def test_readme_results_table_matches_committed_results(tmp_path):
-    table = re.search(f'{START}\n(.*?){END}', (ROOT/'README.md').read_text(), flags=re.S).group(1)
-    assert table == results_table(committed_results(tmp_path)), 'README.md is stale: run `kdnotes report`'
+def test_readme_is_the_front_page_with_tables_from_the_committed_results(tmp_path):
+    expected, readme = readme_text(ROOT/'nbs'/'index.ipynb', committed_results(tmp_path)), (ROOT/'README.md').read_text()
+    diff = ''.join(list(difflib.unified_diff(readme.splitlines(True), expected.splitlines(True), 'README.md', 'expected'))[:40])
+    assert readme == expected, f'README.md is stale: edit nbs/index.ipynb, then run `kdnotes report`\n{diff}'
+
+def test_readme_holds_both_tables():
+    text = (ROOT/'README.md').read_text()
+    for name in TABLES:
+        start, end = markers(name)
+        block = re.search(f'{start}\n(.*?){end}', text, flags=re.S)
+        assert block and block.group(1).startswith('| experiment | preset |'), f'README.md: no {name} table between {start} and {end}'
+
+SETUP = ['python3 -m venv .venv && . .venv/bin/activate && pip install -e . && kdnotes reproduce --preset smoke', 'bash .ci/run']
+
+def test_the_two_setup_commands_hold():
+    blocks = re.findall(r'```bash\n(.*?)\n```', (ROOT/'README.md').read_text(), flags=re.S)
+    assert blocks[:2] == SETUP, f'README.md: the first two command blocks are {blocks[:2]}, expected {SETUP}'
+    assert re.search(r'^console_scripts = kdnotes=kdnotes\.cli:main$', (ROOT/'settings.ini').read_text(), flags=re.M)
+    assert [e for e in experiments() if 'smoke' not in PRESETS[e]] == [], 'every experiment must have a smoke preset'
+    subprocess.run(['bash', '-n', ROOT/'.ci'/'run'], check=True)
