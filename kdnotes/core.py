@@ -13,7 +13,7 @@ import torch
 
 # %% auto #0
 __all__ = ['data_roots', 'cache_dir', 'get_device', 'device_name', 'seed_everything', 'atomic_dir', 'project_root', 'results_dir',
-           'save_json', 'load_json', 'git_commit', 'provenance']
+           'save_json', 'load_json', 'save_torch', 'git_commit', 'provenance']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
@@ -102,7 +102,14 @@ def load_json(path):
     "Read JSON from `path`."
     return json.loads(Path(path).read_text())
 
-# %% ../nbs/00_core.ipynb #ac3725a5
+# %% ../nbs/00_core.ipynb #4910c80f
+def save_torch(obj, path):
+    "`torch.save` `obj` to `path`, atomically (a killed write leaves the old file)."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.partial')
+    torch.save(obj, tmp); os.replace(tmp, path)
+
+# %% ../nbs/00_core.ipynb #c0baa5b6
 def git_commit(path='.') -> str|None:
     "The git commit of the repository holding `path` (with '+dirty' when tracked files changed), or None."
     try:
@@ -110,7 +117,7 @@ def git_commit(path='.') -> str|None:
         return run('rev-parse', 'HEAD') + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
     except (subprocess.CalledProcessError, FileNotFoundError): return None
 
-# %% ../nbs/00_core.ipynb #4910c80f
+# %% ../nbs/00_core.ipynb #3c854229
 def provenance(device='cpu', # the device the run used
                **info        # anything else worth recording: seeds, preset, wall time, command
               ) -> dict:

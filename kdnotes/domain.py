@@ -12,8 +12,9 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from .core import data_roots
-from .data import CLASSES, ImageSet, big_small_split, epoch_batches, find_data_file
+from .data import CLASSES, ImageSet, big_small_split, find_data_file
 from .models import seeded
+from .train import Checkpoint, make_optimizer, train_loop
 
 # %% auto #0
 __all__ = ['VGG_STYLE_LAYERS', 'VGG19_URL', 'IMAGENETTE_DIRS', 'IMAGENETTE_URL', 'IMAGE_SUFFIXES', 'add_noise', 'random_conv',
@@ -105,23 +106,28 @@ def fit_vae(vae:TwoDecoderVAE,  # trained in place, on the data's device
             pairs:Tensor,       # index into `mnist` of each Fashion image's digit (`pair_by_class`)
             epochs:int,
             bs:int=64,
-            lr:float=1e-3,
-            seed:int=0          # batch order and latent draws
+            lr:float=1e-3,      # the optimiser's learning rate
+            seed:int=0,         # batch order and latent draws
+            opt='adam',         # 'adam', 'sgd' or a function `params -> optimiser` (see `make_optimizer`)
+            momentum:float=0.,  # SGD's momentum
+            wd:float=0.,        # L2 weight decay
+            folder=None,        # where the resumable state is saved after every epoch; None: nothing is saved
+            progress:bool=False # show a progress bar over epochs
            ) -> list[float]:
-    "Train `vae` with Adam on the pairs; the mean loss of every epoch."
+    "Train `vae` (Adam by default) on the pairs; the mean loss of every epoch."
     if len(pairs) != len(fashion): raise ValueError(f'pairs has {len(pairs)} entries: expected one per Fashion image ({len(fashion)})')
-    dev, opt = fashion.x.device, torch.optim.Adam(vae.parameters(), lr=lr)
+    dev, optim = fashion.x.device, make_optimizer(vae.parameters(), opt, lr, momentum, wd, fused=None)
     order, noise = torch.Generator().manual_seed(seed), torch.Generator(device=dev).manual_seed(seed)
-    pairs, hist = pairs.to(dev), []
-    for _ in range(epochs):
-        total = torch.zeros((), device=dev)
-        for idx in epoch_batches(len(fashion), bs, [order]):
-            idx = idx[0].to(dev)
-            loss = vae_loss(vae, fashion.batch(idx)[0], mnist.batch(pairs[idx])[0], noise)
-            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
-            total += loss.detach()*len(idx)
-        hist.append(total.item()/len(fashion))
-    return hist
+    pairs = pairs.to(dev)
+    def step(idx):
+        idx = idx[0]
+        loss = vae_loss(vae, fashion.batch(idx)[0], mnist.batch(pairs[idx])[0], noise)
+        optim.zero_grad(set_to_none=True); loss.backward(); optim.step()
+        return loss.detach()[None]
+    config = dict(run='fit_vae', n=len(fashion), n_mnist=len(mnist), bs=bs, seed=seed)
+    tensors = {**dict(vae.named_parameters()), **dict(vae.named_buffers())}
+    h = train_loop(step, len(fashion), epochs, bs, [order], dev, checkpoint=Checkpoint(folder, config, tensors, optim, [order, noise]), progress=progress)
+    return [] if h['train_sum'] is None else [s/len(fashion) for s in h['train_sum'][0].tolist()]
 
 # %% ../nbs/06_domain.ipynb #af0e1ee4
 @torch.no_grad()
@@ -136,7 +142,7 @@ def vae_map(vae:TwoDecoderVAE,
     z = sample_z(mu, sigma, generator) if sample else mu
     return vae.decode(z, domain).view(len(x), 1, 28, 28)
 
-# %% ../nbs/06_domain.ipynb #7cf1eeb0
+# %% ../nbs/06_domain.ipynb #beb224d1
 @torch.no_grad()
 def latent_grid(vae:TwoDecoderVAE, domain:str, # 'mnist' or 'fashion'
                 n:int=10                       # grid points per axis
@@ -148,7 +154,7 @@ def latent_grid(vae:TwoDecoderVAE, domain:str, # 'mnist' or 'fashion'
     img = vae.decode(z, domain).view(n, n, 28, 28)
     return img.permute(0, 2, 1, 3).reshape(n*28, n*28)
 
-# %% ../nbs/06_domain.ipynb #8f64fc3a
+# %% ../nbs/06_domain.ipynb #c9a4dcbb
 def _to_uint8(x): return (x*255).round().to(torch.uint8)
 
 @torch.no_grad()
@@ -175,7 +181,7 @@ def generated_mnist(vae:TwoDecoderVAE,
     else: big, small, test = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).split(list(sizes))
     return {k: ImageSet(x[i.to(dev)], y[i.to(dev)], CLASSES['mnist']) for k, i in zip(('big', 'small', 'test'), (big, small, test))}
 
-# %% ../nbs/06_domain.ipynb #a5e54142
+# %% ../nbs/06_domain.ipynb #91f62109
 VGG_STYLE_LAYERS = (0, 5, 10, 19, 28)
 
 class VGGFeatures(nn.Module):
@@ -200,7 +206,7 @@ class VGGFeatures(nn.Module):
             if i in self.taps: out.append(x)
         return out
 
-# %% ../nbs/06_domain.ipynb #e1d6ce7d
+# %% ../nbs/06_domain.ipynb #23c85f5b
 VGG19_URL = 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth'
 
 def _vgg_init(conv):
@@ -223,7 +229,7 @@ def _vgg_state(path, n_layers, device):
     sd = {k.removeprefix('features.'): v for k, v in sd.items() if not k.startswith('classifier.')}
     return {k: v for k, v in sd.items() if int(k.split('.')[0]) < n_layers}
 
-# %% ../nbs/06_domain.ipynb #cd7a9a07
+# %% ../nbs/06_domain.ipynb #9f85e321
 def gram(f:Tensor) -> Tensor:
     "Unnormalised Gram matrices `F Fᵀ` (B, C, C) of feature maps (B, C, H, W)."
     f = f.flatten(2)
@@ -236,7 +242,7 @@ def style_losses(net:VGGFeatures, x:Tensor, content:list, style_grams:list) -> t
     s = sum(((gram(f) - g)**2).flatten(1).mean(1) for f, g in zip(feats, style_grams))
     return c, s
 
-# %% ../nbs/06_domain.ipynb #6ad75201
+# %% ../nbs/06_domain.ipynb #286282d6
 def style_transfer(net:VGGFeatures,
                    x:Tensor,          # content images (B, 3, H, W) in [0, 1]
                    style:Tensor,      # one style image (3, H', W') or (1, 3, H', W')
@@ -256,7 +262,7 @@ def style_transfer(net:VGGFeatures,
         hist.append(loss.item())
     return out.detach(), hist
 
-# %% ../nbs/06_domain.ipynb #115c7917
+# %% ../nbs/06_domain.ipynb #266ba11c
 def wave_texture(size:int,             # side of the square image
                  freqs=(4., 6., 9.),   # cycles per side of the red (diagonal), green (anti-diagonal) and blue (circular) waves
                  device='cpu'
@@ -268,7 +274,7 @@ def wave_texture(size:int,             # side of the square image
     phase = torch.stack([i + j, i - j, ((i - .5)**2 + (j - .5)**2).sqrt()])*torch.tensor(freqs, device=device).view(3, 1, 1)
     return 0.5 + 0.5*torch.sin(2*torch.pi*phase)
 
-# %% ../nbs/06_domain.ipynb #9aaa65fd
+# %% ../nbs/06_domain.ipynb #6f979fd5
 def to_uint8(x:Tensor) -> Tensor:
     "Images in [0, 1] (clipped first) as uint8, rounded to the nearest level."
     return (x.clamp(0, 1)*255).round_().to(torch.uint8)
@@ -285,7 +291,7 @@ def stylise(net:VGGFeatures,
     out = [to_uint8(style_transfer(net, data.batch(i)[0], style, **kwargs)[0]) for i in tqdm(idx.split(bs), disable=not progress, leave=False)]
     return ImageSet(torch.cat(out), data.y, data.classes)
 
-# %% ../nbs/06_domain.ipynb #b39f023d
+# %% ../nbs/06_domain.ipynb #4a8a75a1
 def lookup_map(inputs:Tensor,  # images (N, C, H, W) the map is known on
                outputs:Tensor  # their images under the map, (N, ...) in the same order
               ):
@@ -303,7 +309,7 @@ def lookup_map(inputs:Tensor,  # images (N, C, H, W) the map is known on
         return outputs[i]
     return phi
 
-# %% ../nbs/06_domain.ipynb #c4dfc685
+# %% ../nbs/06_domain.ipynb #ad26a16b
 def _conv_stack(chans, kernels, in_size, padded):
     "Conv → ReLU → 2×2 max-pool blocks and the spatial size they leave."
     layers, s = [], in_size
@@ -319,7 +325,7 @@ def _head(widths):
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])): layers += [nn.Linear(a, b)] + [nn.ReLU()]*(i < len(widths) - 2)
     return layers
 
-# %% ../nbs/06_domain.ipynb #8c390eca
+# %% ../nbs/06_domain.ipynb #9836a45a
 def teacher_cnn(in_size:int=200, n_classes:int=10, in_channels:int=3,
                 padded:bool=False # pad each convolution by kernel_size // 2 (needed below 200×200)
                ) -> nn.Sequential:
@@ -334,7 +340,7 @@ def student_cnn(in_size:int=200, n_classes:int=10, in_channels:int=3,
     convs, s = _conv_stack([in_channels, 24, 48], [5, 5], in_size, padded)
     return nn.Sequential(*convs, *_head([48*s*s, 120, n_classes]))
 
-# %% ../nbs/06_domain.ipynb #ed8431ba
+# %% ../nbs/06_domain.ipynb #fca62575
 IMAGENETTE_DIRS = ('imagenette2', 'imagenette2-320', 'imagenette2-160', '.')
 IMAGENETTE_URL = 'https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz'
 IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
@@ -357,7 +363,7 @@ def _read_folder(split, classes, size):
             xs.append(TF.resize(img, [size, size], antialias=True)); ys.append(c)
     return torch.stack(xs), torch.tensor(ys)
 
-# %% ../nbs/06_domain.ipynb #cea7eb41
+# %% ../nbs/06_domain.ipynb #f69a37ef
 def load_imagenette(data_dir=None,  # a folder searched before `$KDNOTES_DATA`
                     size:int=200,   # side of the resized square images (the study: 200)
                     device='cpu'

@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from torch.func import functional_call, vmap
-from tqdm import trange
-from .data import ImageSet, epoch_batches
+from .data import ImageSet
 from .losses import kd_loss
 from .models import Stacked
-from .train import predict
+from .train import Checkpoint, make_optimizer, predict, train_loop
 
 # %% auto #0
 __all__ = ['vid_nll', 'as_map', 'map_shape', 'pool_to', 'softplus_inv', 'relative_depth', 'make_lam', 'AllToAll', 'pair_gains',
@@ -339,7 +338,7 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
                 train:ImageSet,    # training images, on the device
                 epochs:int, bs:int,
                 seeds:list,        # one batch-order seed per run
-                lr:float=1e-3,     # Adam's learning rate
+                lr:float=1e-3,     # the optimiser's learning rate
                 teacher:Stacked=None, # k frozen teachers (for `kd` or `align`)
                 align:Stacked=None,# k `AllToAll`s: VID terms, weighted by 1 − beta
                 beta:float=1.,     # weight of the task loss
@@ -348,33 +347,34 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
                 test:ImageSet=None,# evaluated before training and after every epoch
                 val:ImageSet=None, # held-out images for `heldout_lam` after every epoch
                 tau:float=None,    # temperature of the held-out λ update (with `val`)
-                progress:bool=False
+                progress:bool=False,
+                opt='adam',        # 'adam', 'sgd' or a function `params -> optimiser` (see `make_optimizer`)
+                momentum:float=0., # SGD's momentum
+                wd:float=0.,       # L2 weight decay
+                folder=None        # where the resumable state is saved after every epoch; None: nothing is saved
                ) -> dict:
-    "Train `k` runs together with Adam on CE, Hinton KD or VID terms; per-run history (and λ with an alignment)."
+    "Train `k` runs together (Adam by default) on CE, Hinton KD or VID terms; per-run history (and λ with an alignment)."
     if epochs < 0 or bs < 1: raise ValueError(f'epochs={epochs}, bs={bs}: expected epochs >= 0 and bs >= 1')
     if len(seeds) != student.k: raise ValueError(f'{len(seeds)} seeds for {student.k} runs: expected one seed per run')
     if (kd is not None or align is not None) and teacher is None: raise ValueError('kd or align: expected the stacked teachers')
     if (val is None) != (tau is None) or (tau is not None and align is None): raise ValueError('val and tau: expected both, with align, or neither')
-    tf = transform or (lambda x: x)
-    opt = torch.optim.Adam(student.parameters() + (align.parameters() if align is not None else []), lr=lr, fused=True)
+    tf, aligns = transform or (lambda x: x), [] if align is None else [align]
+    optim = make_optimizer(student.parameters() + sum((a.parameters() for a in aligns), []), opt, lr, momentum, wd)
     gens, runs = [torch.Generator().manual_seed(s) for s in seeds], torch.arange(student.k, device=train.x.device)[:, None]
     if kd is not None:
         teacher.base.eval(); soft_all = predict(teacher, train, 1000, phi=tf)
-    hist = {'test_acc': [], 'test_ce': [], 'train_loss': [], 'lam': []}
-    def record():
-        if test is not None:
-            acc, ce = evaluate_stacked(student, test, tf)
-            hist['test_acc'].append(acc); hist['test_ce'].append(ce)
-        if align is not None: hist['lam'].append(align.buffers['lam'].clone())
-    record()
-    for _ in trange(epochs, disable=not progress, leave=False):
-        total = torch.zeros(student.k, device=train.x.device)
-        for idx in epoch_batches(len(train), bs, gens):
-            idx = idx.to(train.x.device)
-            x, y = train.batch(idx)
-            soft = None if kd is None else soft_all[runs, idx]
-            total += stacked_step(student, opt, tf(x), y, teacher, align, beta, kd, soft)*idx.shape[1]
-        hist['train_loss'].append(total/len(train))
-        if tau is not None: heldout_lam(student, teacher, align, val, tau, transform)
-        record()
-    return {k: torch.stack(v, 1).cpu() if v else None for k, v in hist.items()}
+    def step(idx):
+        x, y = train.batch(idx)
+        soft = None if kd is None else soft_all[runs, idx]
+        return stacked_step(student, optim, tf(x), y, teacher, align, beta, kd, soft)
+    def metrics():
+        m = {} if test is None else dict(zip(('test_acc', 'test_ce'), evaluate_stacked(student, test, tf)))
+        return m if align is None else dict(m, lam=align.buffers['lam'].clone())
+    end_epoch = None if tau is None else lambda: heldout_lam(student, teacher, align, val, tau, transform)
+    tensors = {f'student.{k}': t for k, t in {**student.params, **student.buffers}.items()}
+    tensors.update({f'align.{k}': t for a in aligns for k, t in {**a.params, **a.buffers}.items()})
+    config = dict(run='fit_stacked', n=len(train), bs=bs, seeds=list(seeds), teacher=teacher is not None, beta=beta, kd=kd, tau=tau,
+                  n_val=None if val is None else len(val), n_test=None if test is None else len(test), transform=getattr(transform, '__qualname__', None))
+    h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, end_epoch, Checkpoint(folder, config, tensors, optim, gens), progress)
+    return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'),
+            'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train), 'lam': h.get('lam')}

@@ -174,3 +174,151 @@ def test_folder_left_by_a_killed_copy_is_not_reported(tmp_path):
     assert subprocess.run([sys.executable, '-c', code], cwd=ROOT, env=cpu_env()).returncode == -signal.SIGKILL
     assert [p.name for p in (results/'004_base').iterdir() if p.name.startswith('.smoke.')], 'expected the left-over folder'
     assert results_folders(results) == [results/'004_base'/'smoke']
+
+# ------------------------------------------------------------------ training loops: a stacked sweep and the VAE
+SWEEP_EPOCHS, SWEEP_RUNS, VAE_EPOCHS = 4, 20, 10
+
+# Study 004's two protocols over 20 seeds at a tiny CPU size: 20 MLPs trained as one stacked ensemble, then one MLP
+# over 20 continued attempts, each student learning from its own (untrained) teacher through a noisy φ that draws
+# from a generator of its own. Resumable in the state folder; the histories and the final tensors are the result.
+SWEEP_DRIVER = f'''
+import sys, torch
+from pathlib import Path
+from kdnotes.core import save_torch
+from kdnotes.data import load_dataset
+from kdnotes.losses import study004_loss
+from kdnotes.models import MLP, Stacked
+from kdnotes.train import protocol_runs
+
+state, out = Path(sys.argv[1]), Path(sys.argv[2])
+d = load_dataset('fashion', 'mini')
+train, test = d['train'].subset(torch.arange(600)), d['test'].subset(torch.arange(200))
+seeds = list(range({SWEEP_RUNS}))
+teachers = Stacked.from_seeds(lambda: MLP([784, 32, 10]), [s + 100 for s in seeds])
+g = torch.Generator().manual_seed(7)
+noisy = lambda x: (x + 0.1*torch.randn(x.shape, generator=g)).clamp(0, 1)
+print('started', flush=True)
+h = protocol_runs(lambda: MLP([784, 16, 10]), train, test, seeds, {SWEEP_EPOCHS}, 50, loss_fn=study004_loss, teachers=teachers,
+                  phi=noisy, random_phi=True, folder=state, rngs=[g])
+final = {{p: torch.load(state/p/'state.pt')['tensors'] for p in ('independent', 'study/attempt_{SWEEP_RUNS - 1:02d}')}}
+save_torch(dict(histories=h, final=final, noise=g.get_state()), out)
+'''
+
+VAE_DRIVER = f'''
+import sys, torch
+from pathlib import Path
+from kdnotes.core import save_torch
+from kdnotes.data import load_dataset
+from kdnotes.domain import TwoDecoderVAE, fit_vae, pair_by_class
+from kdnotes.models import seeded
+
+state, out = Path(sys.argv[1]), Path(sys.argv[2])
+fashion, mnist = (load_dataset(n, 'mini')['train'] for n in ('fashion', 'mnist'))
+fashion = fashion.subset(torch.arange(1000))
+pairs = pair_by_class(fashion.y, mnist.y, torch.Generator().manual_seed(0))
+vae = seeded(lambda: TwoDecoderVAE(latent=8, hidden=64), 0)
+print('started', flush=True)
+losses = fit_vae(vae, fashion, mnist, pairs, {VAE_EPOCHS}, bs=50, seed=3, folder=state)
+save_torch(dict(losses=losses, params=vae.state_dict()), out)
+'''
+
+def epoch_of(path:Path) -> int:
+    "Finished epochs in a training state file (our own: read without the slower safe unpickler), 0 if there is none."
+    return torch.load(path, mmap=True, weights_only=False)['epoch'] if path.exists() else 0
+
+def sweep_steps(state:Path) -> int:
+    "Finished epochs of the sweep: the independent runs', then the attempts' (attempt a starts when a - 1 is done)."
+    attempts = sorted((state/'study').glob('attempt_*'))
+    if not attempts: return epoch_of(state/'independent'/'state.pt')
+    return SWEEP_EPOCHS*len(attempts) + epoch_of(attempts[-1]/'state.pt')
+
+def kill_and_resume(tmp_path, driver_text, steps, targets, rng) -> tuple[dict, dict, list]:
+    "The driver run once, and run again SIGKILLed after each target step (None: a random delay) then finished: both results and the kills."
+    driver = tmp_path/'driver.py'
+    driver.write_text(driver_text)
+    with open(tmp_path/'once.log', 'w') as err:       # the uninterrupted run goes on beside the killed ones
+        once = subprocess.Popen([sys.executable, str(driver), str(tmp_path/'once'), str(tmp_path/'once.pt')], cwd=ROOT,
+                                env=cpu_env(), stdout=subprocess.DEVNULL, stderr=err)
+    state, out, log = tmp_path/'killed', tmp_path/'killed.pt', tmp_path/'killed.log'
+    kills, before = [], 0
+    for target in targets:
+        p = start_driver(driver, state, out, log)
+        if target is None: time.sleep(rng.uniform(0, 0.3))
+        else:
+            deadline = time.time() + 60
+            while steps(state) < target and p.poll() is None and time.time() < deadline: time.sleep(0.05)
+            time.sleep(rng.uniform(0, 0.05))
+        assert p.poll() is None, f'the run ended before the kill aimed after step {target}: {log.read_text()[-2000:]}'
+        p.send_signal(signal.SIGKILL); p.wait(); p.stdout.close()
+        assert p.returncode == -signal.SIGKILL and not out.exists(), 'a killed run left a final output file'
+        assert steps(state) >= before, f'the saved state went back from {before} to {steps(state)} epochs'
+        before = steps(state)
+        kills.append(dict(target=target, saved=before))
+    p = start_driver(driver, state, out, log)                     # the last restart runs to the end
+    assert p.wait(timeout=120) == 0, log.read_text()[-2000:]
+    p.stdout.close()
+    assert not list(state.rglob('*.partial')), 'a half-written state file was left behind'
+    assert once.wait(timeout=120) == 0, (tmp_path/'once.log').read_text()[-2000:]
+    return torch.load(tmp_path/'once.pt'), torch.load(out), kills
+
+def assert_identical(a, b, path='result'):
+    "Nested dicts and lists of tensors and numbers equal exactly (tensors bit for bit, dtypes included)."
+    if isinstance(a, dict):
+        assert list(a) == list(b), path
+        for k in a: assert_identical(a[k], b[k], f'{path}/{k}')
+    elif isinstance(a, (list, tuple)) and any(isinstance(x, (dict, list, tuple, torch.Tensor)) for x in a):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)): assert_identical(x, y, f'{path}/{i}')
+    elif isinstance(a, torch.Tensor): assert a.dtype == b.dtype and torch.equal(a, b), path
+    else: assert a == b, path
+
+def test_killed_and_resumed_stacked_sweep_equals_uninterrupted(tmp_path):
+    "A 20-seed sweep under both protocols (20 stacked runs, then 20 continued attempts), SIGKILLed four times: the same as one run."
+    rng = random.Random(11)
+    total = SWEEP_EPOCHS*(1 + SWEEP_RUNS)
+    targets = [None, rng.randint(1, SWEEP_EPOCHS - 1), *sorted(rng.sample(range(SWEEP_EPOCHS + 1, total - 20), 2))]
+    once, resumed, kills = kill_and_resume(tmp_path, SWEEP_DRIVER, sweep_steps, targets, rng)
+    assert 0 < sum(k['saved'] >= SWEEP_EPOCHS for k in kills) < len(kills), kills   # both protocols were hit
+    assert sweep_steps(tmp_path/'killed') == total
+    assert_identical(once, resumed)
+    assert once['histories']['independent']['test_acc'].shape == (SWEEP_RUNS, SWEEP_EPOCHS + 1)
+    assert once['histories']['study']['test_acc'].shape == (SWEEP_RUNS, SWEEP_EPOCHS + 1)
+
+def test_killed_and_resumed_vae_equals_uninterrupted(tmp_path):
+    "`fit_vae` SIGKILLed four times at random points and restarted: the same losses and parameters as one run."
+    rng = random.Random(12)
+    targets = [None, *sorted(rng.sample(range(1, VAE_EPOCHS - 2), 3))]
+    once, resumed, kills = kill_and_resume(tmp_path, VAE_DRIVER, lambda s: epoch_of(s/'state.pt'), targets, rng)
+    assert epoch_of(tmp_path/'killed'/'state.pt') == VAE_EPOCHS and len(once['losses']) == VAE_EPOCHS
+    assert sum(k['saved'] > 0 for k in kills) >= 3, kills
+    assert_identical(once, resumed)
+
+DIE_IN_STATE_WRITE = '''
+import resource, signal, sys, torch
+from kdnotes.data import ImageSet
+from kdnotes.models import MLP, Stacked
+from kdnotes.train import fit
+g = torch.Generator().manual_seed(0)
+data = ImageSet(torch.randint(0, 256, (60, 1, 28, 28), dtype=torch.uint8, generator=g), torch.arange(60) % 10, list(range(10)))
+model = Stacked.from_seeds(lambda: MLP([784, 8, 10]), [1, 2])
+signal.signal(signal.SIGXFSZ, signal.SIG_DFL); resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+print('armed', flush=True)                  # from here on, the first write of more than 4 KB kills the process
+fit(model, data, 3, 20, [1, 2], folder=sys.argv[1])
+'''
+
+def test_kill_during_a_state_write_leaves_the_run_resumable(tmp_path):
+    "`fit` killed while it writes its state after epoch 2: epoch 1's state is whole, and the restart ends as one run."
+    from kdnotes.data import ImageSet
+    from kdnotes.models import MLP, Stacked
+    from kdnotes.train import fit
+    script, folder = tmp_path/'die.py', tmp_path/'run'
+    script.write_text(DIE_IN_STATE_WRITE)
+    g = torch.Generator().manual_seed(0)
+    data = ImageSet(torch.randint(0, 256, (60, 1, 28, 28), dtype=torch.uint8, generator=g), torch.arange(60) % 10, list(range(10)))
+    run = lambda folder, epochs: (lambda m: (fit(m, data, epochs, 20, [1, 2], folder=folder), m.params))(Stacked.from_seeds(lambda: MLP([784, 8, 10]), [1, 2]))
+    run(folder, 1)
+    r = subprocess.run([sys.executable, str(script), str(folder)], cwd=ROOT, capture_output=True, text=True,
+                       env=cpu_env() | dict(PYTHONDONTWRITEBYTECODE='1'))
+    assert r.returncode == -signal.SIGXFSZ and r.stdout.strip() == 'armed', r.stderr[-1500:]   # killed inside fit
+    assert epoch_of(folder/'state.pt') == 1 and (folder/'.state.pt.partial').exists()
+    assert_identical(run(folder, 3), run(None, 3))
