@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #d4a08050
 from __future__ import annotations
-import argparse, shlex, shutil, sys, tempfile, time
+import argparse, os, shlex, shutil, sys, tempfile, time
 from pathlib import Path
 
 import kdnotes
@@ -12,7 +12,7 @@ from .core import atomic_dir, get_device, load_json, project_root, save_json, re
 from .presets import PRESETS, get_preset
 
 # %% auto #0
-__all__ = ['experiments_dir', 'experiments', 'ExperimentFailed', 'run_experiment', 'main']
+__all__ = ['experiments_dir', 'experiments', 'ExperimentFailed', 'clear_stale', 'run_experiment', 'main']
 
 # %% ../nbs/11_cli.ipynb #9411de34
 def experiments_dir() -> Path:
@@ -41,7 +41,27 @@ def _check(experiment, preset, device):
     get_preset(experiment, preset)
     get_device(device)
 
-# %% ../nbs/11_cli.ipynb #ac11c832
+# %% ../nbs/11_cli.ipynb #0e54bc97
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass
+    return True
+
+def _owner(folder:Path) -> int|None:
+    try: return int((folder/'pid').read_text())
+    except (OSError, ValueError): return None
+
+def clear_stale(out:Path,  # the results folder of the run
+                experiment:str, preset:str) -> list[Path]:
+    "Remove the work folders of killed runs of `experiment`/`preset` beside `out` (and their half-copied results); the removed folders."
+    work = sorted(out.parent.glob(f'.{experiment}-{preset}.*'))
+    stale = [w for w in work if not (_owner(w) and _alive(_owner(w)))]
+    if len(stale) == len(work): stale += sorted(p for p in out.parent.glob(f'.{out.name}.*') if p.is_dir())
+    for p in stale: shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+# %% ../nbs/11_cli.ipynb #39e8e1fc
 def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
                    preset:str='smoke', # a preset of that experiment
                    device:str='auto',  # 'auto', 'cpu', 'cuda'
@@ -55,8 +75,10 @@ def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
     _check(experiment, preset, device)
     out, start = Path(out) if out else results_dir(experiment, preset), time.time()
     out.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale(out, experiment, preset)
     work = Path(tempfile.mkdtemp(prefix=f'.{experiment}-{preset}.', dir=out.parent))
     try:
+        (work/'pid').write_text(str(os.getpid()))
         params = dict(preset=preset, device=device, out_dir=str(work/'out'), data_dir=data_dir and str(data_dir), seeds=seeds)
         try: pm.execute_notebook(experiments_dir()/f'{experiment}.ipynb', work/f'{experiment}.ipynb', parameters=params,
                                  progress_bar=progress, kernel_name='python3', cwd=str(work))
@@ -69,7 +91,7 @@ def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
     finally: shutil.rmtree(work, ignore_errors=True)
     return out
 
-# %% ../nbs/11_cli.ipynb #39e8e1fc
+# %% ../nbs/11_cli.ipynb #9c0a0596
 def _parser():
     p = argparse.ArgumentParser(prog='kdnotes', description='Run the kdnotes experiments and build their report.')
     sub = p.add_subparsers(dest='cmd', required=True)
@@ -86,7 +108,7 @@ def _parser():
     sub.add_parser('book', help='the report as static HTML pages').add_argument('--out', help='book folder (default: book/ in the project folder)')
     return p
 
-# %% ../nbs/11_cli.ipynb #385f80fa
+# %% ../nbs/11_cli.ipynb #c89b09b5
 def _list():
     for e in experiments(): print(f"{e:20} presets: {', '.join(sorted(PRESETS[e]))}")
 
@@ -110,7 +132,7 @@ def _book(out):
     root = project_root()
     print(f'book written to {build_book(out or root/"book", root)}/index.html')
 
-# %% ../nbs/11_cli.ipynb #5d92bf6f
+# %% ../nbs/11_cli.ipynb #ffd4ef6e
 def main(argv=None):
     "Entry point of the `kdnotes` command."
     p = _parser(); a = p.parse_args(argv)
