@@ -57,7 +57,7 @@ def clear_stale(out:Path,  # the results folder of the run
     "Remove the work folders of killed runs of `experiment`/`preset` beside `out` (and their half-copied results); the removed folders."
     work = sorted(out.parent.glob(f'.{experiment}-{preset}.*'))
     stale = [w for w in work if not (_owner(w) and _alive(_owner(w)))]
-    if len(stale) == len(work): stale += sorted(p for p in out.parent.glob(f'.{out.name}.*') if p.is_dir())
+    if len(stale) == len(work): stale += sorted(p for p in out.parent.glob(f'.{out.name}.*') if p.is_dir() and p.suffix != '.old')
     for p in stale: shutil.rmtree(p, ignore_errors=True)
     return stale
 

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['data_roots', 'cache_dir', 'get_device', 'device_name', 'seed_everything', 'atomic_dir', 'project_root', 'results_dir',
-           'save_json', 'load_json', 'save_torch', 'git_commit', 'provenance']
+__all__ = ['data_roots', 'cache_dir', 'get_device', 'device_name', 'seed_everything', 'restore_replaced', 'atomic_dir',
+           'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch', 'git_commit', 'provenance']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
@@ -58,12 +58,21 @@ def seed_everything(seed:int # the seed for Python, NumPy and torch
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #a0c7592e
+def restore_replaced(path:Path # a folder `atomic_dir` may have been replacing when killed
+                    ) -> bool:
+    "Put back the folder a killed `atomic_dir` had moved aside, if `path` is missing; whether it did."
+    old = sorted(path.parent.glob(f'.{path.name}.*.old'), key=lambda p: p.stat().st_mtime)
+    if path.exists() or not old: return False
+    old[-1].rename(path)
+    return True
+
 @contextmanager
 def atomic_dir(path # the folder to create or replace
               ):
     "Yield a temporary folder that replaces `path` only if the block finishes without error."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    restore_replaced(path)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))
     try:
         yield tmp

@@ -111,7 +111,7 @@ def alive(pid:int) -> bool:
     except OSError: return False
 
 def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
-    "`kdnotes run` with its process group SIGKILLed mid-way: no results folder, nothing with a provenance.json."
+    "`kdnotes run` SIGKILLed mid-way leaves no results folder; the next run clears its leftovers and completes."
     dest = tmp_path/'results'/'run'
     cmd = [str(Path(sys.executable).with_name('kdnotes')), 'run', '004_base', '--preset', 'smoke', '--device', 'cpu',
            '--out', str(dest)]
@@ -136,6 +136,10 @@ def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
     assert not dest.exists()
     assert list(dest.parent.glob('.004_base-smoke.*')), 'expected the temporary folder of the killed run'
     assert not list(dest.parent.rglob('provenance.json')), 'a killed run left a complete-looking folder'
+    r = subprocess.run(cmd, cwd=tmp_path, env=cpu_env(no_data_env), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in dest.parent.iterdir()) == ['run'], 'the next run left the killed one\'s folder behind'
+    assert (dest/'provenance.json').is_file()
 
 # ------------------------------------------------------------------ kills inside a write
 # The window between a file's truncation and its last byte is microseconds wide: random kills rarely hit it, so
