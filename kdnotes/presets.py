@@ -153,7 +153,7 @@ PRESETS['001_gtn'] = {
 _kd000 = dict(source='full', n_train=None, n_test=None, subset_seed=0, seeds=[0, 1, 2, 3, 4], eval_bs=1000,
               alphas=[0.25, 0.5, 0.75], T=4.,
               teacher=dict(arch='resnet50', epochs=20, bs=128, lr=1e-3),
-              student=dict(width=128, epochs=6, bs=128, lr=1e-3))
+              student=dict(width=128, epochs=6, bs=128, opt='sgd', lr=0.01, momentum=0.9, wd=5e-4))
 PRESETS['000_kd_alpha'] = {
     'paper': _kd000,
     'cpu': {**_kd000, 'n_train': 4000, 'n_test': 2000, 'seeds': [0, 1, 2],
@@ -163,6 +163,22 @@ PRESETS['000_kd_alpha'] = {
 }
 
 # %% ../nbs/12_presets.ipynb #6393912a
+_kdmtt_paper = {**_mtt_paper, 'grid': dict(T=[0.5, 1., 3.], alpha=[0.3, 0.7]), 'literal': False,
+                'teacher': dict(arch='resnet50', width=None, epochs=20, bs=128, lr=1e-3, dsa=True, seed=100)}
+_kdmtt_cpu = {**_mtt_cpu, 'grid': _kdmtt_paper['grid'], 'literal': False, 'seeds': [0, 1, 2],
+              'teacher': dict(arch='convnet', width=32, epochs=3, bs=128, lr=1e-3, dsa=True, seed=100),
+              'distill': {**_mtt_cpu['distill'], 'iterations': 50},
+              'eval': {**_mtt_cpu['eval'], 'epochs': 99, 'record_every': 50}}
+PRESETS['000_kd_mtt'] = {
+    'paper': _kdmtt_paper,
+    'cpu': _kdmtt_cpu,
+    'smoke': {**PRESETS['mtt']['smoke'], 'grid': _kdmtt_paper['grid'], 'literal': False,
+              'teacher': {**_kdmtt_cpu['teacher'], 'width': 8, 'epochs': 1},
+              'distill': {**PRESETS['mtt']['smoke']['distill'], 'iterations': 3},
+              'eval': {**PRESETS['mtt']['smoke']['eval'], 'epochs': 19, 'record_every': 10}},
+}
+
+# %% ../nbs/12_presets.ipynb #cf680786
 def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
                preset:str,      # 'paper', 'smoke' or 'cpu'
                seeds:list=None  # replaces the preset's seeds when given

@@ -105,7 +105,7 @@ WHY = {   # why ours differ from a printed number by more than 2 std, per experi
     '004_regression': "`fixed`: the loss as stated, not the code's broadcasting one the print measures; `code`: our Gaussian draw",
     '004_style': 'CIFAR-10-JPEG and a random-weight VGG-19 in place of Imagenette and a pretrained one',
     'mtt': 'DC and DSA learn their sets by gradient matching, not trajectory matching',
-    '000_kd_alpha': "Adam in place of the study's SGD, whose settings it does not state; the teacher's schedule is not stated either",
+    '000_kd_alpha': "the study states neither its SGD's settings (ours: MTT's) nor the teacher's training",
 }
 
 def why(claim:dict, experiment:str, preset:str) -> str:
