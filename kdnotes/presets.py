@@ -63,7 +63,7 @@ _vid003 = dict(dataset='cifar10-jpeg', source='full', seeds=[0, 1, 2, 3, 4], sub
                bs=128, lr=1e-3, epochs=30,
                teacher=dict(arch='cnn', channels=(16, 32, 64), hidden=128, epochs=30),
                student=dict(arch='cnn', channels=(8, 16, 32), hidden=64),
-               kd=dict(alpha=0.5, T=3.), beta=0.5, tau=0.1,
+               kd=dict(alpha=0.5, T=3.), beta=0.5, tau=0.1, var_lr=0.1,
                further=dict(teacher=dict(arch='resnet18', epochs=50), student=dict(arch='cnn', channels=(8, 16), hidden=64)))
 
 PRESETS['003_vid'] = {

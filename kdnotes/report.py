@@ -253,6 +253,7 @@ ADDED = {
         dict(row='further_alone', what='a student of other depth and width than the teacher (CNN 8/16), alone'),
         dict(row='further_(hinton|vid_pairwise)', against='further_alone', what='Hinton KD or pairwise VID between mismatched architectures'),
         dict(row='further_vid_all(_heldout)?', against='further_vid_pairwise', what='all-to-all VID between mismatched architectures'),
+        dict(row='(further_)?vid_all_fitvar', against=r'\1vid_all', what='all-to-all VID with its Gaussians fitted (the variances on a step size of their own)'),
     ],
     '004_domains': [
         dict(row='mnist_vae', against='mnist_vae_leak', what="the VAE map φ trained on Fashion-Small's pairs only: what the study's label leak was worth"),

@@ -17,7 +17,7 @@ from .train import Checkpoint, make_optimizer, predict, train_loop
 # %% auto #0
 __all__ = ['vid_nll', 'as_map', 'map_shape', 'pool_to', 'softplus_inv', 'relative_depth', 'make_lam', 'AllToAll', 'pair_gains',
            'gibbs_lam', 'set_lam', 'CifarCNN', 'cifar_tiny', 'cifar_very_tiny', 'vid_step', 'stacked_features',
-           'stacked_align', 'evaluate_stacked', 'stacked_step', 'heldout_lam', 'fit_stacked']
+           'stacked_align', 'evaluate_stacked', 'stacked_step', 'heldout_lam', 'variance_groups', 'fit_stacked']
 
 # %% ../nbs/05_vid.ipynb #8983fe23
 def vid_nll(mu:Tensor,     # (B, C, ...) predicted mean μ(s)
@@ -333,7 +333,17 @@ def heldout_lam(student:Stacked, teacher:Stacked, align:Stacked,
     student.base.train(training)
     return gains
 
-# %% ../nbs/05_vid.ipynb #2080edd2
+# %% ../nbs/05_vid.ipynb #e210b02a
+def variance_groups(student:Stacked, # the students
+                    align:Stacked,   # their `AllToAll`s
+                    var_lr:float     # step size of the variances
+                   ) -> list[dict]:
+    "Optimiser parameter groups: the alignments' variances at `var_lr`, everything else at the optimiser's step size."
+    var = [t for k, t in align.params.items() if k.startswith('a.')]
+    rest = student.parameters() + [t for k, t in align.params.items() if not k.startswith('a.')]
+    return [{'params': rest}, {'params': var, 'lr': var_lr}]
+
+# %% ../nbs/05_vid.ipynb #074aea0e
 def fit_stacked(student:Stacked,   # k runs to train, in place
                 train:ImageSet,    # training images, on the device
                 epochs:int, bs:int,
@@ -351,15 +361,18 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
                 opt='adam',        # 'adam', 'sgd' or a function `params -> optimiser` (see `make_optimizer`)
                 momentum:float=0., # SGD's momentum
                 wd:float=0.,       # L2 weight decay
-                folder=None        # where the resumable state is saved after every epoch; None: nothing is saved
+                folder=None,       # where the resumable state is saved after every epoch; None: nothing is saved
+                var_lr:float=None  # step size of the VID variances (the `AllToAll`s' `a`); None: `lr` like the rest
                ) -> dict:
     "Train `k` runs together (Adam by default) on CE, Hinton KD or VID terms; per-run history (and λ with an alignment)."
+    if var_lr is not None and (align is None or not var_lr > 0): raise ValueError(f'var_lr={var_lr}: expected None, or a step size > 0 with align')
     if epochs < 0 or bs < 1: raise ValueError(f'epochs={epochs}, bs={bs}: expected epochs >= 0 and bs >= 1')
     if len(seeds) != student.k: raise ValueError(f'{len(seeds)} seeds for {student.k} runs: expected one seed per run')
     if (kd is not None or align is not None) and teacher is None: raise ValueError('kd or align: expected the stacked teachers')
     if (val is None) != (tau is None) or (tau is not None and align is None): raise ValueError('val and tau: expected both, with align, or neither')
     tf, aligns = transform or (lambda x: x), [] if align is None else [align]
-    optim = make_optimizer(student.parameters() + sum((a.parameters() for a in aligns), []), opt, lr, momentum, wd)
+    params = student.parameters() + sum((a.parameters() for a in aligns), [])
+    optim = make_optimizer(params if var_lr is None else variance_groups(student, align, var_lr), opt, lr, momentum, wd)
     gens, runs = [torch.Generator().manual_seed(s) for s in seeds], torch.arange(student.k, device=train.x.device)[:, None]
     if kd is not None:
         teacher.base.eval(); soft_all = predict(teacher, train, 1000, phi=tf)
@@ -373,7 +386,7 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
     end_epoch = None if tau is None else lambda: heldout_lam(student, teacher, align, val, tau, transform)
     tensors = {f'student.{k}': t for k, t in {**student.params, **student.buffers}.items()}
     tensors.update({f'align.{k}': t for a in aligns for k, t in {**a.params, **a.buffers}.items()})
-    config = dict(run='fit_stacked', n=len(train), bs=bs, seeds=list(seeds), teacher=teacher is not None, beta=beta, kd=kd, tau=tau,
+    config = dict(run='fit_stacked', n=len(train), bs=bs, seeds=list(seeds), teacher=teacher is not None, beta=beta, kd=kd, tau=tau, var_lr=var_lr,
                   n_val=None if val is None else len(val), n_test=None if test is None else len(test), transform=getattr(transform, '__qualname__', None))
     h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, end_epoch, Checkpoint(folder, config, tensors, optim, gens), progress)
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'),
