@@ -104,7 +104,7 @@ _cifar002 = dict(source='full', n_images=50000, n_first=10112, n_val=10112, n_te
 PRESETS['002_cifar10'] = {
     'paper': _cifar002,
     'cpu': {**_cifar002, 'n_images': 3000, 'n_first': 2000, 'n_val': 1000, 'n_test': 1000, 'protocols': ['first10112'],
-            'teacher': {**_cifar002['teacher'], 'images': 512, 'epochs': 1}, 'student': {**_cifar002['student'], 'epochs': 4, 'spline_epoch': 8},
+            'teachers': ['cnn'], 'teacher': {**_cifar002['teacher'], 'images': 20000, 'epochs': 5}, 'student': {**_cifar002['student'], 'epochs': 4, 'spline_epoch': 8},
             'runs': dict(no_kd=3, random=8, optimised=3), 'seeds': list(range(8))},
     'smoke': {**_cifar002, 'source': 'mini', 'n_images': 600, 'n_first': 300, 'n_val': 150, 'n_test': 200, 'teachers': ['cnn'],
               'protocols': ['first10112'],
