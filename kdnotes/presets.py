@@ -167,8 +167,8 @@ _kdmtt_paper = {**_mtt_paper, 'grid': dict(T=[0.5, 1., 3.], alpha=[0.3, 0.7]), '
                 'teacher': dict(arch='resnet50', width=None, epochs=20, bs=128, lr=1e-3, dsa=True, seed=100)}
 _kdmtt_cpu = {**_mtt_cpu, 'grid': _kdmtt_paper['grid'], 'literal': False, 'seeds': [0, 1, 2],
               'teacher': dict(arch='convnet', width=32, epochs=3, bs=128, lr=1e-3, dsa=True, seed=100),
-              'distill': {**_mtt_cpu['distill'], 'iterations': 50},
-              'eval': {**_mtt_cpu['eval'], 'epochs': 99, 'record_every': 50}}
+              'distill': {**_mtt_cpu['distill'], 'iterations': 40},
+              'eval': {**_mtt_cpu['eval'], 'epochs': 79, 'record_every': None}}
 PRESETS['000_kd_mtt'] = {
     'paper': _kdmtt_paper,
     'cpu': _kdmtt_cpu,
