@@ -143,11 +143,14 @@ def md_table(df:pd.DataFrame) -> str:
 
 # %% ../nbs/10_report.ipynb #d5ec5380
 def difference(a, # per-run values of the first row
-               b  # per-run values of the second row
+               b, # per-run values of the second row
+               paired:bool=False # run r of `a` and of `b` share their randomness: the error of the run-by-run differences
               ) -> tuple[float, float]:
     "Mean of `b` minus mean of `a`, and the standard error of that difference (NaN with a single run)."
     a, b = np.asarray(a, float), np.asarray(b, float)
-    se = (a.var(ddof=1)/len(a) + b.var(ddof=1)/len(b))**.5 if min(len(a), len(b)) > 1 else float('nan')
+    if paired and a.shape != b.shape: raise ValueError(f'paired=True with {len(a)} and {len(b)} runs: expected the same runs in both rows')
+    if min(len(a), len(b)) < 2: return float(b.mean() - a.mean()), float('nan')
+    se = (b - a).std(ddof=1)/len(a)**.5 if paired else (a.var(ddof=1)/len(a) + b.var(ddof=1)/len(b))**.5
     return float(b.mean() - a.mean()), float(se)
 
 # %% ../nbs/10_report.ipynb #cfccdf83
