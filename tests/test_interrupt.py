@@ -50,18 +50,13 @@ def start_driver(driver, state, out, log):
     assert line.strip() == 'started', f'the driver did not start: {Path(log).read_text()[-2000:]}'
     return p
 
-def test_killed_and_resumed_mtt_equals_uninterrupted(tmp_path):
-    "Experts then distillation, SIGKILLed four times at seeded random points and restarted: the same tensors as one run."
+def kill_and_resume(tmp_path, driver_text, steps, targets, rng) -> tuple[dict, dict, list]:
+    "The driver run once, and run again SIGKILLed after each target step (None: a random delay) then finished: both results and the kills."
     driver = tmp_path/'driver.py'
-    driver.write_text(DRIVER)
-    once = subprocess.run([sys.executable, str(driver), str(tmp_path/'once'), str(tmp_path/'once.pt')], cwd=ROOT,
-                          env=cpu_env(), capture_output=True, text=True)
-    assert once.returncode == 0, once.stderr[-2000:]
-
-    # Kill points (seeded): one by a random delay just after the start, one after a random expert epoch, two after
-    # random distillation iterations; each kill comes a random fraction of a step later, so it can hit a save.
-    rng = random.Random(10)
-    targets = [None, rng.randint(1, EPOCHS - 1), *sorted(EPOCHS + i for i in rng.sample(range(1, ITERATIONS - 15), 2))]
+    driver.write_text(driver_text)
+    with open(tmp_path/'once.log', 'w') as err:       # the uninterrupted run goes on beside the killed ones
+        once = subprocess.Popen([sys.executable, str(driver), str(tmp_path/'once'), str(tmp_path/'once.pt')], cwd=ROOT,
+                                env=cpu_env(), stdout=subprocess.DEVNULL, stderr=err)
     state, out, log = tmp_path/'killed', tmp_path/'killed.pt', tmp_path/'killed.log'
     kills, before = [], 0
     for target in targets:
@@ -69,27 +64,44 @@ def test_killed_and_resumed_mtt_equals_uninterrupted(tmp_path):
         if target is None: time.sleep(rng.uniform(0, 0.3))
         else:
             deadline = time.time() + 60
-            while saved_steps(state) < target and p.poll() is None and time.time() < deadline: time.sleep(0.01)
-            time.sleep(rng.uniform(0, 0.1))
+            while steps(state) < target and p.poll() is None and time.time() < deadline: time.sleep(0.05)
+            time.sleep(rng.uniform(0, 0.05))
         assert p.poll() is None, f'the run ended before the kill aimed after step {target}: {log.read_text()[-2000:]}'
         p.send_signal(signal.SIGKILL); p.wait(); p.stdout.close()
-        assert p.returncode == -signal.SIGKILL
-        assert not out.exists(), 'a killed run left a final output file'
-        steps = saved_steps(state)
-        assert steps >= before, f'the saved state went back from {before} to {steps} steps'
-        kills.append(dict(target=target, saved=steps, in_distillation=(state/'distill'/'distill.pt').exists()))
-        before = steps
-    assert len(kills) >= 3 and 0 < sum(k['in_distillation'] for k in kills) < len(kills), kills   # both loops were hit
-
+        assert p.returncode == -signal.SIGKILL and not out.exists(), 'a killed run left a final output file'
+        assert steps(state) >= before, f'the saved state went back from {before} to {steps(state)} steps'
+        before = steps(state)
+        kills.append(dict(target=target, saved=before))
     p = start_driver(driver, state, out, log)                     # the last restart runs to the end
     assert p.wait(timeout=120) == 0, log.read_text()[-2000:]
     p.stdout.close()
-    assert saved_steps(state) == EPOCHS + ITERATIONS
     assert not list(state.rglob('*.partial')), 'a half-written state file was left behind'
-    a, b = torch.load(tmp_path/'once.pt'), torch.load(out)
-    for k in ('trajectories', 'images', 'labels', 'syn_lr'): assert torch.equal(a[k], b[k]), k
-    assert a['losses'] == b['losses'] and a['syn_lrs'] == b['syn_lrs']
-    assert len(a['losses']) == ITERATIONS
+    assert once.wait(timeout=120) == 0, (tmp_path/'once.log').read_text()[-2000:]
+    return torch.load(tmp_path/'once.pt'), torch.load(out), kills
+
+def assert_identical(a, b, path='result'):
+    "Nested dicts and lists of tensors and numbers equal exactly (tensors bit for bit, dtypes included)."
+    if isinstance(a, dict):
+        assert list(a) == list(b), path
+        for k in a: assert_identical(a[k], b[k], f'{path}/{k}')
+    elif isinstance(a, (list, tuple)) and any(isinstance(x, (dict, list, tuple, torch.Tensor)) for x in a):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)): assert_identical(x, y, f'{path}/{i}')
+    elif isinstance(a, torch.Tensor): assert a.dtype == b.dtype and torch.equal(a, b), path
+    else: assert a == b, path
+
+def test_killed_and_resumed_mtt_equals_uninterrupted(tmp_path):
+    "Experts then distillation, SIGKILLed four times at seeded random points and restarted: the same tensors as one run."
+    # Kill points (seeded): one by a random delay just after the start, one after a random expert epoch, two after
+    # random distillation iterations; each kill comes a random fraction of a step later, so it can hit a save.
+    rng = random.Random(10)
+    targets = [None, rng.randint(1, EPOCHS - 1), *sorted(EPOCHS + i for i in rng.sample(range(1, ITERATIONS - 15), 2))]
+    once, resumed, kills = kill_and_resume(tmp_path, DRIVER, saved_steps, targets, rng)
+    in_distillation = [k['saved'] > EPOCHS for k in kills]
+    assert len(kills) >= 3 and 0 < sum(in_distillation) < len(kills), kills   # both loops were hit
+    assert saved_steps(tmp_path/'killed') == EPOCHS + ITERATIONS
+    assert_identical(once, resumed)
+    assert len(once['losses']) == ITERATIONS
 
 # ------------------------------------------------------------------ `kdnotes run` killed mid-way
 def descendants(pid:int) -> list[int]:
@@ -235,46 +247,6 @@ def sweep_steps(state:Path) -> int:
     attempts = sorted((state/'study').glob('attempt_*'))
     if not attempts: return epoch_of(state/'independent'/'state.pt')
     return SWEEP_EPOCHS*len(attempts) + epoch_of(attempts[-1]/'state.pt')
-
-def kill_and_resume(tmp_path, driver_text, steps, targets, rng) -> tuple[dict, dict, list]:
-    "The driver run once, and run again SIGKILLed after each target step (None: a random delay) then finished: both results and the kills."
-    driver = tmp_path/'driver.py'
-    driver.write_text(driver_text)
-    with open(tmp_path/'once.log', 'w') as err:       # the uninterrupted run goes on beside the killed ones
-        once = subprocess.Popen([sys.executable, str(driver), str(tmp_path/'once'), str(tmp_path/'once.pt')], cwd=ROOT,
-                                env=cpu_env(), stdout=subprocess.DEVNULL, stderr=err)
-    state, out, log = tmp_path/'killed', tmp_path/'killed.pt', tmp_path/'killed.log'
-    kills, before = [], 0
-    for target in targets:
-        p = start_driver(driver, state, out, log)
-        if target is None: time.sleep(rng.uniform(0, 0.3))
-        else:
-            deadline = time.time() + 60
-            while steps(state) < target and p.poll() is None and time.time() < deadline: time.sleep(0.05)
-            time.sleep(rng.uniform(0, 0.05))
-        assert p.poll() is None, f'the run ended before the kill aimed after step {target}: {log.read_text()[-2000:]}'
-        p.send_signal(signal.SIGKILL); p.wait(); p.stdout.close()
-        assert p.returncode == -signal.SIGKILL and not out.exists(), 'a killed run left a final output file'
-        assert steps(state) >= before, f'the saved state went back from {before} to {steps(state)} epochs'
-        before = steps(state)
-        kills.append(dict(target=target, saved=before))
-    p = start_driver(driver, state, out, log)                     # the last restart runs to the end
-    assert p.wait(timeout=120) == 0, log.read_text()[-2000:]
-    p.stdout.close()
-    assert not list(state.rglob('*.partial')), 'a half-written state file was left behind'
-    assert once.wait(timeout=120) == 0, (tmp_path/'once.log').read_text()[-2000:]
-    return torch.load(tmp_path/'once.pt'), torch.load(out), kills
-
-def assert_identical(a, b, path='result'):
-    "Nested dicts and lists of tensors and numbers equal exactly (tensors bit for bit, dtypes included)."
-    if isinstance(a, dict):
-        assert list(a) == list(b), path
-        for k in a: assert_identical(a[k], b[k], f'{path}/{k}')
-    elif isinstance(a, (list, tuple)) and any(isinstance(x, (dict, list, tuple, torch.Tensor)) for x in a):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)): assert_identical(x, y, f'{path}/{i}')
-    elif isinstance(a, torch.Tensor): assert a.dtype == b.dtype and torch.equal(a, b), path
-    else: assert a == b, path
 
 def test_killed_and_resumed_stacked_sweep_equals_uninterrupted(tmp_path):
     "A 20-seed sweep under both protocols (20 stacked runs, then 20 continued attempts), SIGKILLed four times: the same as one run."
