@@ -42,21 +42,21 @@ def _check(experiment, preset, device):
     get_device(device)
 
 # %% ../nbs/11_cli.ipynb #0e54bc97
-def _alive(pid:int) -> bool:
+def _running(folder:Path) -> bool:
+    "Whether the run that made the work folder `folder` is still going: its pid file names a live process."
+    try: pid = int((folder/'pid').read_text())
+    except (OSError, ValueError): return False
+    if pid <= 0: return False
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: pass
     return True
 
-def _owner(folder:Path) -> int|None:
-    try: return int((folder/'pid').read_text())
-    except (OSError, ValueError): return None
-
 def clear_stale(out:Path,  # the results folder of the run
                 experiment:str, preset:str) -> list[Path]:
     "Remove the work folders of killed runs of `experiment`/`preset` beside `out` (and their half-copied results); the removed folders."
     work = sorted(out.parent.glob(f'.{experiment}-{preset}.*'))
-    stale = [w for w in work if not (_owner(w) and _alive(_owner(w)))]
+    stale = [w for w in work if not _running(w)]
     if len(stale) == len(work): stale += sorted(p for p in out.parent.glob(f'.{out.name}.*') if p.is_dir() and p.suffix != '.old')
     for p in stale: shutil.rmtree(p, ignore_errors=True)
     return stale

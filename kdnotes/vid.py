@@ -12,7 +12,7 @@ from torch.func import functional_call, vmap
 from .data import ImageSet
 from .losses import kd_loss
 from .models import Stacked
-from .train import Checkpoint, make_optimizer, predict, train_loop
+from .train import Checkpoint, _name, make_optimizer, predict, train_loop
 
 # %% auto #0
 __all__ = ['vid_nll', 'as_map', 'map_shape', 'pool_to', 'softplus_inv', 'relative_depth', 'make_lam', 'AllToAll', 'pair_gains',
@@ -387,7 +387,7 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
     tensors = {f'student.{k}': t for k, t in {**student.params, **student.buffers}.items()}
     tensors.update({f'align.{k}': t for a in aligns for k, t in {**a.params, **a.buffers}.items()})
     config = dict(run='fit_stacked', n=len(train), bs=bs, seeds=list(seeds), teacher=teacher is not None, beta=beta, kd=kd, tau=tau, var_lr=var_lr,
-                  n_val=None if val is None else len(val), n_test=None if test is None else len(test), transform=getattr(transform, '__qualname__', None))
+                  n_val=None if val is None else len(val), n_test=None if test is None else len(test), transform=_name(transform))
     h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, end_epoch, Checkpoint(folder, config, tensors, optim, gens), progress)
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'),
             'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train), 'lam': h.get('lam')}
