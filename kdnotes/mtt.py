@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_mtt.ipynb #33e124fe
 from __future__ import annotations
-import hashlib, json, math, warnings
+import json, math, warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from .models import n_params, seeded
 # %% auto #0
 __all__ = ['DSA_GROUPS', 'ConvNetD3', 'FlatNet', 'DSA', 'Preprocess', 'ce_inner_loss', 'sgd_epoch', 'train_experts',
            'load_trajectories', 'init_synthetic', 'draw_plan', 'InnerStep', 'unroll', 'matching_loss', 'KDInnerLoss',
-           'distill', 'settings_key', 'stacked_metrics', 'evaluate_synset', 'show_synthetic']
+           'distill', 'stacked_metrics', 'evaluate_synset', 'show_synthetic']
 
 # %% ../nbs/07_mtt.ipynb #c3445f6e
 class ConvNetD3(nn.Sequential):
@@ -478,13 +478,7 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
         if folder is not None and ((it + 1) % save_every == 0 or it + 1 == iterations): save(it + 1)
     return dict(images=images.detach(), labels=labels, syn_lr=syn_lr.detach(), losses=losses, syn_lrs=lrs)
 
-# %% ../nbs/07_mtt.ipynb #1d6c8666
-def settings_key(*parts # JSON-serialisable settings (dicts, lists, numbers, strings)
-                ) -> str:
-    "A short name (12 hex digits) for the settings in `parts`."
-    return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
-
-# %% ../nbs/07_mtt.ipynb #841782c8
+# %% ../nbs/07_mtt.ipynb #85ca4e88
 @torch.no_grad()
 def stacked_metrics(net:FlatNet, params:Tensor, X:Tensor, Y:Tensor, bs:int=2000,
                     stacked:bool|None=None # vmap over the networks; None: on a GPU yes, on a CPU one network at a time
@@ -530,7 +524,7 @@ def evaluate_synset(net:FlatNet,             # architecture of the fresh network
         if ep == epochs or (record_every and (ep + 1) % record_every == 0): record(ep + 1)
     return dict(passes=passes, test_acc=torch.stack(acc, 1), test_ce=torch.stack(ce, 1))
 
-# %% ../nbs/07_mtt.ipynb #174bf040
+# %% ../nbs/07_mtt.ipynb #7dd110c2
 def show_synthetic(images:Tensor, labels:Tensor, # synthetic set (preprocessed)
                    pre:Preprocess|None=None,     # undone for display
                    class_names:list|None=None,

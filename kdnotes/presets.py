@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 # %% auto #0
-__all__ = ['PRESETS', 'get_preset']
+__all__ = ['PRESETS', 'STUDY_SIZE', 'get_preset']
 
 # %% ../nbs/12_presets.ipynb #854f7ba7
 _base004 = dict(dataset='fashion', source='full', n_small=1000, split_seed=1234, lr=1e-3, seeds=[0, 1, 2, 3, 4],
@@ -64,11 +64,15 @@ _vid003 = dict(dataset='cifar10-jpeg', source='full', seeds=[0, 1, 2, 3, 4], sub
                teacher=dict(arch='cnn', channels=(16, 32, 64), hidden=128, epochs=30),
                student=dict(arch='cnn', channels=(8, 16, 32), hidden=64),
                kd=dict(alpha=0.5, T=3.), beta=0.5, tau=0.1, var_lr=0.1,
-               further=dict(teacher=dict(arch='resnet18', epochs=50), student=dict(arch='cnn', channels=(8, 16), hidden=64)))
+               further=dict(teacher=dict(arch='resnet18', epochs=50), student=dict(arch='cnn', channels=(8, 16), hidden=64)),
+               resume=True)
+
+STUDY_SIZE = {'003_vid': ['slides']}   # presets besides `paper` whose rows are at the study's own size (`report.why`)
 
 PRESETS['003_vid'] = {
     'paper': _vid003,
-    'cpu': {**_vid003, 'seeds': [0, 1, 2], 'n_val': 500, 'n_test': 1000, 'protocols': {'study': 2048}, 'epochs': 5,
+    'slides': {**_vid003, 'protocols': {'study': 10112}, 'further': None},
+    'cpu': {**_vid003, 'resume': False, 'seeds': [0, 1, 2], 'n_val': 500, 'n_test': 1000, 'protocols': {'study': 2048}, 'epochs': 5,
             'teacher': {**_vid003['teacher'], 'epochs': 5}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'smoke': {**_vid003, 'source': 'mini', 'seeds': [0, 1], 'n_val': 100, 'protocols': {'study': 64, 'full': 128}, 'bs': 64, 'epochs': 2,
               'teacher': {**_vid003['teacher'], 'epochs': 2}, 'further': {**_vid003['further'], 'teacher': 'study'}},

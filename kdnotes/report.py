@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .core import load_json
+from .presets import STUDY_SIZE
 from .train import integral_criterion, mean_std
 
 # %% auto #0
@@ -111,7 +112,7 @@ WHY = {   # why ours differ from a printed number by more than 2 std, per experi
 def why(claim:dict, experiment:str, preset:str) -> str:
     "One line on why our number differs from the claim: its own note, the experiment's, and a reduced preset."
     reasons = [claim.get('why') or WHY.get(experiment)]
-    if preset not in ('paper', 'smoke'): reasons.insert(0, f'`{preset}` preset: reduced size (kdnotes.presets)')
+    if preset not in ('paper', 'smoke', *STUDY_SIZE.get(experiment, ())): reasons.insert(0, f'`{preset}` preset: reduced size (kdnotes.presets)')
     if preset == 'smoke': reasons = ['`smoke` preset: a test run on the mini set']
     return '; '.join(r for r in reasons if r) or 'not explained yet'
 
@@ -204,13 +205,12 @@ def render(results_dir # a folder holding metrics.json
 
 # %% ../nbs/10_report.ipynb #74d553b3
 def results_folders(root='results') -> list[Path]:
-    "Results folders under `root`: one per experiment, the `paper` preset preferred, `smoke` only when nothing else ran."
-    rank = lambda d: (d.name != 'paper', d.name == 'smoke')     # the preferred folder sorts first
+    "Results folders under `root`: per experiment the `paper` preset's, else every other but `smoke`, else `smoke`."
     found = {}
     for m in sorted(Path(root).glob('[!.]*/[!.]*/metrics.json')):     # not the hidden folders of unfinished writes
-        d = m.parent
-        if d.parent.name not in found or rank(d) < rank(found[d.parent.name]): found[d.parent.name] = d
-    return list(found.values())
+        found.setdefault(m.parent.parent.name, []).append(m.parent)
+    rank = lambda d: 0 if d.name == 'paper' else 2 if d.name == 'smoke' else 1
+    return [d for ds in found.values() for d in ds if rank(d) == min(map(rank, ds))]
 
 def results_table(root='results') -> str:
     "Markdown table of every claim beside our numbers, over all results folders under `root`."
