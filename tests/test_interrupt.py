@@ -1,6 +1,6 @@
 """Interruption: long runs SIGKILLed at random points and resumed give exactly the uninterrupted result (CPU),
 and a killed run never leaves a folder or file that looks complete."""
-import os, random, signal, subprocess, sys, time
+import json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import torch
 from conftest import ROOT
@@ -152,6 +152,37 @@ def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in dest.parent.iterdir()) == ['run'], 'the next run left the killed one\'s folder behind'
     assert (dest/'provenance.json').is_file()
+
+def kill_run(cmd, cwd, env, log, ready, timeout=120):
+    "Start `cmd` (a `kdnotes run`) and SIGKILL it with its notebook kernel once `ready()` holds; fails if it ended first."
+    with open(log, 'w') as err:
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    kernels, deadline = [], time.time() + timeout
+    try:
+        while not ready() and p.poll() is None and time.time() < deadline: time.sleep(0.05)
+        assert p.poll() is None, f'the run was over before the kill: {Path(log).read_text()[-2000:]}'
+        kernels = descendants(p.pid)
+        os.killpg(p.pid, signal.SIGKILL); p.wait()
+    finally:
+        for k in kernels:
+            if alive(k): os.kill(k, signal.SIGKILL)
+
+def test_killed_vid_run_resumes_to_the_uninterrupted_result(tmp_path, no_data_env):
+    "`kdnotes run 003_vid` (smoke, which resumes like paper) SIGKILLed mid-way and run again: the uninterrupted metrics."
+    run = lambda name: [str(Path(sys.executable).with_name('kdnotes')), 'run', '003_vid', '--preset', 'smoke', '--device', 'cpu',
+                        '--out', str(tmp_path/name)]
+    env = lambda name: cpu_env(no_data_env | {'KDNOTES_CACHE': str(tmp_path/f'cache_{name}')})
+    once = subprocess.Popen(run('once'), cwd=tmp_path, env=env('once'), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = tmp_path/'cache_killed'/'003_vid'
+    kill_run(run('killed'), tmp_path, env('killed'), tmp_path/'killed.log', lambda: list(state.glob('*/study-vid_pairwise/state.pt')))
+    assert not (tmp_path/'killed').exists()
+    r = subprocess.run(run('killed'), cwd=tmp_path, env=env('killed'), capture_output=True, text=True)
+    assert r.returncode == 0 and once.wait() == 0, r.stderr[-3000:]
+    measured = lambda name: {k: v for k, v in json.loads((tmp_path/name/'metrics.json').read_text()).items() if k != 'seconds'}
+    assert measured('killed') == measured('once')
+    resumed = json.loads((tmp_path/'killed'/'provenance.json').read_text())['resumed']
+    assert {'study-teacher', 'study-alone', 'study-vid_pairwise'} <= set(resumed) and 'full-teacher' not in resumed, resumed
+    assert json.loads((tmp_path/'once'/'provenance.json').read_text())['resumed'] == []
 
 # ------------------------------------------------------------------ kills inside a write
 # The window between a file's truncation and its last byte is microseconds wide: random kills rarely hit it, so
