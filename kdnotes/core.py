@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['data_roots', 'cache_dir', 'settings_key', 'get_device', 'device_name', 'seed_everything', 'restore_replaced',
-           'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch', 'git_commit',
-           'provenance']
+__all__ = ['data_roots', 'cache_dir', 'settings_key', 'RunStates', 'get_device', 'device_name', 'seed_everything',
+           'restore_replaced', 'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch',
+           'git_commit', 'provenance']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
@@ -37,6 +37,22 @@ def settings_key(*parts # JSON-serialisable settings (dicts, lists, numbers, str
     return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
 
 # %% ../nbs/00_core.ipynb #1d824e7a
+class RunStates:
+    "Folders in the cache where an experiment's runs keep resumable state, named by the experiment's settings."
+    def __init__(self, experiment:str, # the experiment the runs belong to
+                 settings:dict         # all its settings; without a true `resume`, no state is kept
+                ):
+        self.root = cache_dir()/experiment/settings_key(settings) if settings.get('resume') else None
+        self.resumed = []
+
+    def __call__(self, name:str # one run of the experiment
+                ):
+        "The state folder of run `name` (None without `resume`), noting the runs that had saved state."
+        if self.root is None: return None
+        if (self.root/name/'state.pt').exists(): self.resumed.append(name)
+        return self.root/name
+
+# %% ../nbs/00_core.ipynb #a0c7592e
 def get_device(device:str='auto' # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
               ) -> torch.device:
     "The `torch.device` for `device`, checking that it exists."
@@ -51,20 +67,20 @@ def get_device(device:str='auto' # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
         raise ValueError(f"device={device!r}: no MPS device is available here; use 'auto' or 'cpu'")
     return torch.device(device)
 
-# %% ../nbs/00_core.ipynb #a1d719a9
+# %% ../nbs/00_core.ipynb #25e9d036
 def device_name(device) -> str:
     "A human-readable name of `device` for provenance records."
     device = torch.device(device)
     if device.type == 'cuda': return torch.cuda.get_device_name(device)
     return f'{platform.processor() or platform.machine()} CPU ({os.cpu_count()} cores)'
 
-# %% ../nbs/00_core.ipynb #a0c7592e
+# %% ../nbs/00_core.ipynb #dc62fb88
 def seed_everything(seed:int # the seed for Python, NumPy and torch
                    ):
     "Seed Python's, NumPy's and torch's global generators."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
-# %% ../nbs/00_core.ipynb #dc62fb88
+# %% ../nbs/00_core.ipynb #e9a93dbe
 def restore_replaced(path:Path # a folder `atomic_dir` may have been replacing when killed
                     ) -> bool:
     "Put back the folder a killed `atomic_dir` had moved aside, if `path` is missing; whether it did."
@@ -90,7 +106,7 @@ def atomic_dir(path # the folder to create or replace
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
 
-# %% ../nbs/00_core.ipynb #e9a93dbe
+# %% ../nbs/00_core.ipynb #48a07475
 def project_root() -> Path:
     "The folder holding settings.ini at or above the working folder, else the working folder."
     here = Path.cwd()
@@ -100,7 +116,7 @@ def results_dir(experiment:str, preset:str) -> Path:
     "Default results folder of `experiment` under `preset`."
     return project_root()/'results'/experiment/preset
 
-# %% ../nbs/00_core.ipynb #4910c80f
+# %% ../nbs/00_core.ipynb #3c854229
 def _jsonable(o):
     if isinstance(o, (np.ndarray, torch.Tensor)): return o.tolist()
     if isinstance(o, (np.floating, np.integer)): return o.item()
@@ -118,22 +134,23 @@ def load_json(path):
     "Read JSON from `path`."
     return json.loads(Path(path).read_text())
 
-# %% ../nbs/00_core.ipynb #3c854229
+# %% ../nbs/00_core.ipynb #7caa3ae8
 def save_torch(obj, path):
     "`torch.save` `obj` to `path`, atomically (a killed write leaves the old file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.partial')
     torch.save(obj, tmp); os.replace(tmp, path)
 
-# %% ../nbs/00_core.ipynb #a185809b
+# %% ../nbs/00_core.ipynb #2cdf0a7a
 def git_commit(path='.') -> str|None:
-    "The git commit of the repository holding `path` (with '+dirty' when tracked files changed), or None."
+    "The git commit of the repository holding `path` (with '+dirty' when tracked files outside `results/` changed), or None."
     try:
         run = lambda *a: subprocess.run(['git', *a], cwd=path, capture_output=True, text=True, check=True).stdout.strip()
-        return run('rev-parse', 'HEAD') + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
+        changed = run('status', '--porcelain', '--untracked-files=no', '--', ':(top)', ':(top,exclude)results')
+        return run('rev-parse', 'HEAD') + ('+dirty' if changed else '')
     except (subprocess.CalledProcessError, FileNotFoundError): return None
 
-# %% ../nbs/00_core.ipynb #7caa3ae8
+# %% ../nbs/00_core.ipynb #a878134d
 def provenance(device='cpu', # the device the run used
                **info        # anything else worth recording: seeds, preset, wall time, command
               ) -> dict:

@@ -157,10 +157,10 @@ PRESETS['001_gtn'] = {
 _kd000 = dict(source='full', n_train=None, n_test=None, subset_seed=0, seeds=[0, 1, 2, 3, 4], eval_bs=1000,
               alphas=[0.25, 0.5, 0.75], T=4.,
               teacher=dict(arch='resnet50', epochs=20, bs=128, lr=1e-3),
-              student=dict(width=128, epochs=6, bs=128, opt='sgd', lr=0.01, momentum=0.9, wd=5e-4))
+              student=dict(width=128, epochs=6, bs=128, opt='sgd', lr=0.01, momentum=0.9, wd=5e-4), resume=True)
 PRESETS['000_kd_alpha'] = {
     'paper': _kd000,
-    'cpu': {**_kd000, 'n_train': 4000, 'n_test': 2000, 'seeds': [0, 1, 2],
+    'cpu': {**_kd000, 'resume': False, 'n_train': 4000, 'n_test': 2000, 'seeds': [0, 1, 2],
             'teacher': {**_kd000['teacher'], 'arch': 'cifar_tiny', 'epochs': 8}, 'student': {**_kd000['student'], 'width': 16}},
     'smoke': {**_kd000, 'source': 'mini', 'seeds': [0, 1],
               'teacher': {**_kd000['teacher'], 'arch': 'cifar_tiny', 'epochs': 2}, 'student': {**_kd000['student'], 'width': 8, 'epochs': 2}},
@@ -183,6 +183,17 @@ PRESETS['000_kd_mtt'] = {
 }
 
 # %% ../nbs/12_presets.ipynb #cf680786
+PRESETS['003_vid']['paper_smoke'] = {**PRESETS['003_vid']['smoke'], 'epochs': 1, 'teacher': {**_vid003['teacher'], 'epochs': 1},
+                                     'further': {**_vid003['further'], 'teacher': {**_vid003['further']['teacher'], 'epochs': 1}}}
+PRESETS['002_cifar10']['paper_smoke'] = {**PRESETS['002_cifar10']['smoke'], 'teachers': _cifar002['teachers'], 'protocols': _cifar002['protocols'],
+                                         'teacher': {**PRESETS['002_cifar10']['smoke']['teacher'], 'images': 200}}
+PRESETS['000_kd_alpha']['paper_smoke'] = {**PRESETS['000_kd_alpha']['smoke'], 'n_train': 64, 'n_test': 100,
+                                          'teacher': {**_kd000['teacher'], 'epochs': 1}}
+PRESETS['mtt']['paper_smoke'] = {**PRESETS['mtt']['smoke'], **{k: _mtt_paper[k] for k in ('dataset', 'zca', 'resume')}, 'n_real': 300}
+PRESETS['000_kd_mtt']['paper_smoke'] = {**PRESETS['000_kd_mtt']['smoke'], **{k: PRESETS['mtt']['paper_smoke'][k] for k in ('dataset', 'zca', 'resume', 'n_real')},
+                                        'grid': dict(T=[3.], alpha=[0.3]), 'teacher': {**_kdmtt_paper['teacher'], 'arch': 'resnet18', 'epochs': 1}}
+
+# %% ../nbs/12_presets.ipynb #75538baf
 def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
                preset:str,      # 'paper', 'smoke' or 'cpu'
                seeds:list=None  # replaces the preset's seeds when given
