@@ -107,6 +107,8 @@ WHY = {   # why ours differ from a printed number by more than 2 std, per experi
     '004_style': 'CIFAR-10-JPEG and a random-weight VGG-19 in place of Imagenette and a pretrained one',
     'mtt': 'DC and DSA learn their sets by gradient matching, not trajectory matching',
     '000_kd_alpha': "the study states neither its SGD's settings (ours: MTT's) nor the teacher's training",
+    '003_vid': ('CIFAR-10-JPEG (1–3 points under CIFAR-10) and a random 10112-image subset; our teachers are trained here, one per '
+                "run; the slides' VID numbers are the best of trials picked by test accuracy"),
 }
 
 def why(claim:dict, experiment:str, preset:str) -> str:
