@@ -122,21 +122,15 @@ def alive(pid:int) -> bool:
     try: return (Path('/proc')/str(pid)/'stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
     except OSError: return False
 
-def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
-    "`kdnotes run` SIGKILLed mid-way leaves no results folder; the next run clears its leftovers and completes."
-    dest = tmp_path/'results'/'run'
-    cmd = [str(Path(sys.executable).with_name('kdnotes')), 'run', '004_base', '--preset', 'smoke', '--device', 'cpu',
-           '--out', str(dest)]
-    with open(tmp_path/'run.log', 'w') as err:
-        p = subprocess.Popen(cmd, cwd=tmp_path, env=cpu_env(no_data_env), stdout=subprocess.DEVNULL, stderr=err,
-                             start_new_session=True)
-    kernels = []
+def kill_run(cmd, cwd, env, log, ready, timeout=60, delay=0.):
+    "Start `cmd` (a `kdnotes run`), SIGKILL it `delay` s after `ready(pid)` holds, and check that its notebook kernel exits too."
+    with open(log, 'w') as err:
+        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+    kernels, deadline = [], time.time() + timeout
     try:
-        deadline = time.time() + 60          # work has started: the temporary folder and the notebook's kernel exist
-        while not (kernels and list(dest.parent.glob('.004_base-smoke.*'))) and p.poll() is None and time.time() < deadline:
-            time.sleep(0.05); kernels = descendants(p.pid)
-        time.sleep(random.Random(5).uniform(1, 3))
-        assert p.poll() is None and not dest.exists(), 'the run was over before the kill'
+        while not ready(p.pid) and p.poll() is None and time.time() < deadline: time.sleep(0.05)
+        time.sleep(delay)
+        assert p.poll() is None, f'the run was over before the kill: {Path(log).read_text()[-2000:]}'
         kernels = descendants(p.pid)
         os.killpg(p.pid, signal.SIGKILL); p.wait()
         deadline = time.time() + 10           # the kernel, in a session of its own, notices and exits by itself
@@ -145,6 +139,15 @@ def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
     finally:
         for k in kernels:
             if alive(k): os.kill(k, signal.SIGKILL)
+
+def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
+    "`kdnotes run` SIGKILLed mid-way leaves no results folder; the next run clears its leftovers and completes."
+    dest = tmp_path/'results'/'run'
+    cmd = [str(Path(sys.executable).with_name('kdnotes')), 'run', '004_base', '--preset', 'smoke', '--device', 'cpu',
+           '--out', str(dest)]
+    # work has started: the temporary folder and the notebook's kernel exist
+    started = lambda pid: descendants(pid) and list(dest.parent.glob('.004_base-smoke.*'))
+    kill_run(cmd, tmp_path, cpu_env(no_data_env), tmp_path/'run.log', started, delay=random.Random(5).uniform(1, 3))
     assert not dest.exists()
     assert list(dest.parent.glob('.004_base-smoke.*')), 'expected the temporary folder of the killed run'
     assert not list(dest.parent.rglob('provenance.json')), 'a killed run left a complete-looking folder'
@@ -153,20 +156,6 @@ def test_killed_kdnotes_run_leaves_no_results_folder(tmp_path, no_data_env):
     assert sorted(p.name for p in dest.parent.iterdir()) == ['run'], 'the next run left the killed one\'s folder behind'
     assert (dest/'provenance.json').is_file()
 
-def kill_run(cmd, cwd, env, log, ready, timeout=120):
-    "Start `cmd` (a `kdnotes run`) and SIGKILL it with its notebook kernel once `ready()` holds; fails if it ended first."
-    with open(log, 'w') as err:
-        p = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
-    kernels, deadline = [], time.time() + timeout
-    try:
-        while not ready() and p.poll() is None and time.time() < deadline: time.sleep(0.05)
-        assert p.poll() is None, f'the run was over before the kill: {Path(log).read_text()[-2000:]}'
-        kernels = descendants(p.pid)
-        os.killpg(p.pid, signal.SIGKILL); p.wait()
-    finally:
-        for k in kernels:
-            if alive(k): os.kill(k, signal.SIGKILL)
-
 def test_killed_vid_run_resumes_to_the_uninterrupted_result(tmp_path, no_data_env):
     "`kdnotes run 003_vid` (smoke, which resumes like paper) SIGKILLed mid-way and run again: the uninterrupted metrics."
     run = lambda name: [str(Path(sys.executable).with_name('kdnotes')), 'run', '003_vid', '--preset', 'smoke', '--device', 'cpu',
@@ -174,7 +163,8 @@ def test_killed_vid_run_resumes_to_the_uninterrupted_result(tmp_path, no_data_en
     env = lambda name: cpu_env(no_data_env | {'KDNOTES_CACHE': str(tmp_path/f'cache_{name}')})
     once = subprocess.Popen(run('once'), cwd=tmp_path, env=env('once'), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = tmp_path/'cache_killed'/'003_vid'
-    kill_run(run('killed'), tmp_path, env('killed'), tmp_path/'killed.log', lambda: list(state.glob('*/study-vid_pairwise/state.pt')))
+    kill_run(run('killed'), tmp_path, env('killed'), tmp_path/'killed.log', lambda pid: list(state.glob('*/study-vid_pairwise/state.pt')),
+             timeout=120)
     assert not (tmp_path/'killed').exists()
     r = subprocess.run(run('killed'), cwd=tmp_path, env=env('killed'), capture_output=True, text=True)
     assert r.returncode == 0 and once.wait() == 0, r.stderr[-3000:]
