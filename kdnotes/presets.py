@@ -71,7 +71,7 @@ STUDY_SIZE = {'003_vid': ['slides']}   # presets besides `paper` whose rows are 
 
 PRESETS['003_vid'] = {
     'paper': _vid003,
-    'slides': {**_vid003, 'protocols': {'study': 10112}, 'further': None},
+    'slides': {**_vid003, 'protocols': {'study': 10112}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'cpu': {**_vid003, 'resume': False, 'seeds': [0, 1, 2], 'n_val': 500, 'n_test': 1000, 'protocols': {'study': 2048}, 'epochs': 5,
             'teacher': {**_vid003['teacher'], 'epochs': 5}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'smoke': {**_vid003, 'source': 'mini', 'seeds': [0, 1], 'n_val': 100, 'protocols': {'study': 64, 'full': 128}, 'bs': 64, 'epochs': 2,
