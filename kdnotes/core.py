@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #1a2ce3ec
 from __future__ import annotations
-import hashlib, json, os, platform, random, shutil, subprocess, sys, tempfile, time
+import hashlib, json, os, platform, random, re, shutil, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -116,32 +116,41 @@ def results_dir(experiment:str, preset:str) -> Path:
     "Default results folder of `experiment` under `preset`."
     return project_root()/'results'/experiment/preset
 
-# %% ../nbs/00_core.ipynb #3c854229
+# %% ../nbs/00_core.ipynb #dc0f3949
+def _short(a:np.ndarray):
+    "`a` as (nested) lists, each float with the fewest digits that read back as the same value of `a`'s dtype."
+    return a.astype(str).astype(np.float64).tolist() if a.dtype.kind == 'f' and a.dtype.itemsize < 8 else a.tolist()
+
 def _jsonable(o):
-    if isinstance(o, (np.ndarray, torch.Tensor)): return o.tolist()
-    if isinstance(o, (np.floating, np.integer)): return o.item()
+    if isinstance(o, torch.Tensor):
+        o = o.detach().cpu()
+        o = (o.float() if o.dtype in (torch.float16, torch.bfloat16) else o).numpy()
+    if isinstance(o, (np.ndarray, np.floating, np.integer)): return _short(np.asarray(o))
     if isinstance(o, Path): return str(o)
     raise TypeError(f'cannot write {type(o).__name__} to JSON')
+
+_NUMBER_LIST = re.compile(r'\[\n\s*((?:[-+.\w]+,\n\s*)*[-+.\w]+)\n\s*\]')   # newlines never occur inside JSON strings
 
 def save_json(obj, path):
     "Write `obj` (tensors and arrays become lists) to `path` as indented JSON, atomically (a killed write leaves the old file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    text = _NUMBER_LIST.sub(lambda m: '[' + ', '.join(re.split(r',\s*', m[1])) + ']', json.dumps(obj, indent=1, default=_jsonable))
     tmp = path.with_name(f'.{path.name}.partial')
-    tmp.write_text(json.dumps(obj, indent=1, default=_jsonable) + '\n')
+    tmp.write_text(text + '\n')
     os.replace(tmp, path)
 
 def load_json(path):
     "Read JSON from `path`."
     return json.loads(Path(path).read_text())
 
-# %% ../nbs/00_core.ipynb #7caa3ae8
+# %% ../nbs/00_core.ipynb #2cdf0a7a
 def save_torch(obj, path):
     "`torch.save` `obj` to `path`, atomically (a killed write leaves the old file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.partial')
     torch.save(obj, tmp); os.replace(tmp, path)
 
-# %% ../nbs/00_core.ipynb #2cdf0a7a
+# %% ../nbs/00_core.ipynb #7c7d53b1
 def git_commit(path='.') -> str|None:
     "The git commit of the repository holding `path` (with '+dirty' when tracked files outside `results/` changed), or None."
     try:
@@ -150,7 +159,7 @@ def git_commit(path='.') -> str|None:
         return run('rev-parse', 'HEAD') + ('+dirty' if changed else '')
     except (subprocess.CalledProcessError, FileNotFoundError): return None
 
-# %% ../nbs/00_core.ipynb #a878134d
+# %% ../nbs/00_core.ipynb #fbeb62f5
 def provenance(device='cpu', # the device the run used
                **info        # anything else worth recording: seeds, preset, wall time, command
               ) -> dict:
