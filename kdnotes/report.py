@@ -160,7 +160,8 @@ def difference(a, # per-run values of the first row
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band."
     keys = [k for k in CURVES if k in metrics['histories'][rows[0]][protocol]]
-    fig, axs = plt.subplots(1, len(keys), figsize=(5*len(keys), 3.6), squeeze=False)
+    legend_h = .2*-(-len(rows)//len(keys))        # the legend sits under the panels, one column per panel
+    fig, axs = plt.subplots(1, len(keys), figsize=(5*len(keys), 3.6 + legend_h), squeeze=False)
     for r in rows:
         row, h = metrics['rows'][r], metrics['histories'][r][protocol]
         label = row['student'] + (', no teacher' if row['teacher'] == '—' else f" ← teacher on {row['teacher']}")
@@ -170,10 +171,10 @@ def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
             ax.plot(e, m, label=label); ax.fill_between(e, m - s, m + s, alpha=.25)
             ax.set_xlabel('epoch (0 = before training)'); ax.set_ylabel(CURVES[key]); ax.grid(alpha=.3)
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    axs[0, 0].legend(fontsize=8)
+    fig.legend(*axs[0, 0].get_legend_handles_labels(), loc='lower center', ncol=len(keys), fontsize=8, frameon=False)
     n = len(np.asarray(h[keys[0]]))
     fig.suptitle(f"{title} — {metrics['preset']} preset, {protocol} protocol, mean ± std over {n} runs")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, (legend_h + .1)/(3.6 + legend_h), 1, 1))
     return fig
 
 # %% ../nbs/10_report.ipynb #3e320642
