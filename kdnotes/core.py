@@ -134,7 +134,7 @@ _NUMBER_LIST = re.compile(r'\[\n\s*((?:[-+.\w]+,\n\s*)*[-+.\w]+)\n\s*\]')   # ne
 def save_json(obj, path):
     "Write `obj` (tensors and arrays become lists) to `path` as indented JSON, atomically (a killed write leaves the old file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    text = _NUMBER_LIST.sub(lambda m: '[' + ', '.join(re.split(r',\s*', m[1])) + ']', json.dumps(obj, indent=1, default=_jsonable))
+    text = _NUMBER_LIST.sub(lambda m: '[' + re.sub(r',\n\s*', ', ', m[1]) + ']', json.dumps(obj, indent=1, default=_jsonable))
     tmp = path.with_name(f'.{path.name}.partial')
     tmp.write_text(text + '\n')
     os.replace(tmp, path)

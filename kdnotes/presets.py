@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 # %% auto #0
-__all__ = ['PRESETS', 'STUDY_SIZE', 'get_preset']
+__all__ = ['PRESETS', 'STUDY_SIZE', 'study_rows_settings', 'get_preset']
 
 # %% ../nbs/12_presets.ipynb #854f7ba7
 _base004 = dict(dataset='fashion', source='full', n_small=1000, split_seed=1234, lr=1e-3, seeds=[0, 1, 2, 3, 4],
@@ -79,7 +79,13 @@ PRESETS['003_vid'] = {
               'teacher': {**_vid003['teacher'], 'epochs': 2}, 'further': {**_vid003['further'], 'teacher': 'study'}},
 }
 
-# %% ../nbs/12_presets.ipynb #8f570848
+# %% ../nbs/12_presets.ipynb #0a7a13fa
+def study_rows_settings(cfg:dict # the settings of a `003_vid` preset
+                       ) -> dict:
+    "The settings `003_vid`'s study rows depend on: all but `further`."
+    return {k: v for k, v in cfg.items() if k != 'further'}
+
+# %% ../nbs/12_presets.ipynb #1bbd4782
 _mtt_paper = dict(dataset='cifar10-jpeg', source='full', n_real=None, subset_seed=0, zca=True, zca_eps=0.1,
                   width=128, seeds=[0, 1, 2, 3, 4], resume=True,
                   experts=dict(n=100, epochs=50, lr=0.01, bs=256, seed=1000, group=25),
@@ -101,7 +107,7 @@ PRESETS['mtt'] = {
               'eval': {**_mtt_cpu['eval'], 'epochs': 20, 'record_every': 5}},
 }
 
-# %% ../nbs/12_presets.ipynb #01c84383
+# %% ../nbs/12_presets.ipynb #cb754cc9
 _cifar002 = dict(source='full', n_images=50000, n_first=10112, n_val=10112, n_test=10000, protocols=['first10112', 'full'],
                  teachers=['resnet18', 'cnn'], teacher=dict(images=50000, epochs=50, bs=128, lr=1e-3, seed=100),
                  student=dict(epochs=100, bs=128, lr=0.1, meta_lr=10., clip=1., spline_epoch=100, n=2),
@@ -118,7 +124,7 @@ PRESETS['002_cifar10'] = {
               'runs': dict(no_kd=2, random=3, optimised=2), 'seeds': [0, 1, 2]},
 }
 
-# %% ../nbs/12_presets.ipynb #cb754cc9
+# %% ../nbs/12_presets.ipynb #1724a9bd
 _style004 = dict(dataset='imagenette', source='full', label='ImageNet', substitute=False, size=200, n_small=1000, n_big=None,
                  n_test=None, split_seed=1234, lr=1e-3, seeds=[0, 1, 2], eval_bs=500,
                  teacher=dict(epochs=15, bs=64, padded=False, per_run=True), student=dict(epochs=15, bs=100, padded=False),
@@ -136,7 +142,7 @@ PRESETS['004_style'] = {
               'style': {**_style004_cifar['style'], 'layers': [0]}},
 }
 
-# %% ../nbs/12_presets.ipynb #1724a9bd
+# %% ../nbs/12_presets.ipynb #fcb3037c
 _gtn001 = dict(source='full', learner=[64, 128], generator=dict(noise=128, hidden=1024, channels=128, conv=64),
                curriculum=True, batch=128, real_batch=128, Ks=[8, 16, 32], lr=0.05, momentum=0.5, meta_lr=1e-3,
                meta_steps=2000, eval_every=100, n_test=None, timing_steps=5, seed=0, seeds=[0, 1, 2, 3, 4],
@@ -154,7 +160,7 @@ PRESETS['001_gtn'] = {
               'modes': ['unrolled', 'ift_cg', 'ift_neumann', 'matching'], 'timed_only': ['unrolled_ckpt']},
 }
 
-# %% ../nbs/12_presets.ipynb #fcb3037c
+# %% ../nbs/12_presets.ipynb #0e658f5b
 _kd000 = dict(source='full', n_train=None, n_test=None, subset_seed=0, seeds=[0, 1, 2, 3, 4], eval_bs=1000,
               alphas=[0.25, 0.5, 0.75], T=4.,
               teacher=dict(arch='resnet50', epochs=20, bs=128, lr=1e-3),
@@ -167,7 +173,7 @@ PRESETS['000_kd_alpha'] = {
               'teacher': {**_kd000['teacher'], 'arch': 'cifar_tiny', 'epochs': 2}, 'student': {**_kd000['student'], 'width': 8, 'epochs': 2}},
 }
 
-# %% ../nbs/12_presets.ipynb #0e658f5b
+# %% ../nbs/12_presets.ipynb #cf680786
 _kdmtt_paper = {**_mtt_paper, 'grid': dict(T=[0.5, 1., 3.], alpha=[0.3, 0.7]), 'literal': False,
                 'teacher': dict(arch='resnet50', width=None, epochs=20, bs=128, lr=1e-3, dsa=True, seed=100)}
 _kdmtt_cpu = {**_mtt_cpu, 'grid': _kdmtt_paper['grid'], 'literal': False, 'seeds': [0, 1, 2],
@@ -183,7 +189,7 @@ PRESETS['000_kd_mtt'] = {
               'eval': {**PRESETS['mtt']['smoke']['eval'], 'epochs': 19, 'record_every': 10}},
 }
 
-# %% ../nbs/12_presets.ipynb #e8e6933c
+# %% ../nbs/12_presets.ipynb #75538baf
 PRESETS['003_vid']['paper_smoke'] = {**PRESETS['003_vid']['smoke'], 'epochs': 1, 'teacher': {**_vid003['teacher'], 'epochs': 1},
                                      'further': {**_vid003['further'], 'teacher': {**_vid003['further']['teacher'], 'epochs': 1}}}
 PRESETS['002_cifar10']['paper_smoke'] = {**PRESETS['002_cifar10']['smoke'], 'teachers': _cifar002['teachers'], 'protocols': _cifar002['protocols'],
@@ -194,7 +200,7 @@ PRESETS['mtt']['paper_smoke'] = {**PRESETS['mtt']['smoke'], **{k: _mtt_paper[k] 
 PRESETS['000_kd_mtt']['paper_smoke'] = {**PRESETS['000_kd_mtt']['smoke'], **{k: PRESETS['mtt']['paper_smoke'][k] for k in ('dataset', 'zca', 'resume', 'n_real')},
                                         'grid': dict(T=[3.], alpha=[0.3]), 'teacher': {**_kdmtt_paper['teacher'], 'arch': 'resnet18', 'epochs': 1}}
 
-# %% ../nbs/12_presets.ipynb #e0a8ef55
+# %% ../nbs/12_presets.ipynb #5a24bd19
 def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
                preset:str,      # 'paper', 'smoke' or 'cpu'
                seeds:list=None  # replaces the preset's seeds when given
