@@ -41,30 +41,44 @@ def seeded(make, seed:int):
         return make()
 
 # %% ../nbs/02_models.ipynb #7ae5514d
+def _stack(outs:list):
+    "Per-run outputs (tensors, or tuples and lists of them) stacked along a new first axis."
+    o = outs[0]
+    return torch.stack(outs) if isinstance(o, Tensor) else type(o)(_stack(list(parts)) for parts in zip(*outs))
+
 class Stacked:
-    "`k` models of one architecture as stacked parameters, called together through `vmap`."
-    def __init__(self, models:list # models of one architecture, with their own parameters
+    "`k` models of one architecture as stacked parameters, called together through `vmap` (run by run for a CNN on a CPU)."
+    def __init__(self, models:list,      # models of one architecture, with their own parameters
+                 batched:bool|None=None  # call through `vmap`; None: yes, except a network with convolutions on a CPU
                 ):
         if not models: raise ValueError('models: expected at least one model')
         self.params, self.buffers = stack_module_state(models)
         self.base = copy.deepcopy(models[0]).to('meta')
-        self.k = len(models)
+        self.k, self.batched = len(models), batched
 
     @classmethod
-    def from_seeds(cls, make, seeds:list, device='cpu'):
+    def from_seeds(cls, make, seeds:list, device='cpu', batched:bool|None=None):
         "One model per seed, each initialised by `make()` under its seed."
-        return cls([seeded(make, s).to(device) for s in seeds])
+        return cls([seeded(make, s).to(device) for s in seeds], batched)
 
-    def _call(self, p, b, x): return functional_call(self.base, (p, b), (x,))
-    def __call__(self, x:Tensor, shared:bool=False # `x` is one batch for all runs (else `(k, B, ...)`)
-                ) -> Tensor:
-        "Outputs `(k, B, ...)` of every run."
-        return vmap(self._call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
+    def vmapped(self) -> bool:
+        "Whether calls go through `vmap`: `batched`, or by default unless the network has convolutions and is on a CPU."
+        if self.batched is not None: return self.batched
+        return self.parameters()[0].device.type != 'cpu' or not any(isinstance(m, nn.modules.conv._ConvNd) for m in self.base.modules())
+
+    def __call__(self, x:Tensor, shared:bool=False, # `x` is one batch for all runs (else `(k, B, ...)`)
+                 **kwargs                           # passed on to the network's `forward`
+                ):
+        "Outputs `(k, B, ...)` of every run (tuples or lists of them where the network returns those)."
+        call = lambda p, b, x: functional_call(self.base, (p, b), (x,), kwargs)
+        if self.vmapped(): return vmap(call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
+        run = lambda ts, r: {n: t[r] for n, t in ts.items()}
+        return _stack([call(run(self.params, r), run(self.buffers, r), x if shared else x[r]) for r in range(self.k)])
 
     def parameters(self): return list(self.params.values())
     def select(self, runs:list) -> Stacked:
         "The runs `runs` as a new `Stacked` (copies of their current parameters)."
-        return Stacked([self.unstack(i) for i in runs])
+        return Stacked([self.unstack(i) for i in runs], self.batched)
     def unstack(self, i:int) -> nn.Module:
         "Run `i` as an ordinary module."
         m = copy.deepcopy(self.base).to_empty(device=self.parameters()[0].device)
@@ -73,7 +87,7 @@ class Stacked:
             for n, t in [*m.named_parameters(), *m.named_buffers()]: t.copy_(stacked[n][i])
         return m
 
-# %% ../nbs/02_models.ipynb #51c343b4
+# %% ../nbs/02_models.ipynb #0b0a131e
 from torchvision.models import resnet18, resnet34, resnet50
 
 class CifarResNet(nn.Module):

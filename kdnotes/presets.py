@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 # %% auto #0
-__all__ = ['PRESETS', 'STUDY_SIZE', 'study_rows_settings', 'get_preset']
+__all__ = ['PRESETS', 'STUDY_SIZE', 'rows_settings', 'get_preset']
 
 # %% ../nbs/12_presets.ipynb #854f7ba7
 _base004 = dict(dataset='fashion', source='full', n_small=1000, split_seed=1234, lr=1e-3, seeds=[0, 1, 2, 3, 4],
@@ -67,12 +67,13 @@ _vid003 = dict(dataset='cifar10-jpeg', source='full', seeds=[0, 1, 2, 3, 4], sub
                further=dict(teacher=dict(arch='resnet18', epochs=50), student=dict(arch='cnn', channels=(8, 16), hidden=64)),
                resume=True)
 
-STUDY_SIZE = {'003_vid': ['slides', 'slides_resnet18']}   # presets besides `paper` whose rows are at the study's own size (`report.why`)
+STUDY_SIZE = {'003_vid': ['slides', 'slides_resnet18', 'paper_cnn']}   # presets besides `paper` whose rows are at `paper`'s sizes (`report.why`)
 
 PRESETS['003_vid'] = {
     'paper': _vid003,
     'slides': {**_vid003, 'protocols': {'study': 10112}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'slides_resnet18': {**_vid003, 'protocols': {'study': 10112}},
+    'paper_cnn': {**_vid003, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'cpu': {**_vid003, 'resume': False, 'seeds': [0, 1, 2], 'n_val': 500, 'n_test': 1000, 'protocols': {'study': 2048}, 'epochs': 5,
             'teacher': {**_vid003['teacher'], 'epochs': 5}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'smoke': {**_vid003, 'source': 'mini', 'seeds': [0, 1], 'n_val': 100, 'protocols': {'study': 64, 'full': 128}, 'bs': 64, 'epochs': 2,
@@ -80,10 +81,13 @@ PRESETS['003_vid'] = {
 }
 
 # %% ../nbs/12_presets.ipynb #0a7a13fa
-def study_rows_settings(cfg:dict # the settings of a `003_vid` preset
-                       ) -> dict:
-    "The settings `003_vid`'s study rows depend on: all but `further`."
-    return {k: v for k, v in cfg.items() if k != 'further'}
+def rows_settings(cfg:dict,       # the settings of a `003_vid` preset
+                  protocol:str,   # one of its protocols
+                  further:bool    # the further rows (else the study's)
+                 ) -> dict:
+    "The settings `003_vid`'s rows of one group under `protocol` depend on: that protocol's size, and `further` only for the further rows."
+    if protocol not in cfg['protocols']: raise ValueError(f"protocol={protocol!r}: expected one of {sorted(cfg['protocols'])}")
+    return {k: v for k, v in cfg.items() if further or k != 'further'} | {'protocols': {protocol: cfg['protocols'][protocol]}}
 
 # %% ../nbs/12_presets.ipynb #1bbd4782
 _mtt_paper = dict(dataset='cifar10-jpeg', source='full', n_real=None, subset_seed=0, zca=True, zca_eps=0.1,

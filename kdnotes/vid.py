@@ -264,8 +264,7 @@ def stacked_features(model:Stacked,    # k runs of a network with `forward(x, fe
                      shared:bool=False # `x` is one batch for all runs
                     ) -> tuple[Tensor, list]:
     "Logits `(k, B, C)` and the features (each `(k, B, ...)`) of every run."
-    call = lambda p, b, x: functional_call(model.base, (p, b), (x,), {'features': True})
-    return vmap(call, in_dims=(0, 0, None if shared else 0))(model.params, model.buffers, x)
+    return model(x, shared, features=True)
 
 def stacked_align(align:Stacked,       # k runs of an `AllToAll`
                   teacher_feats:list,  # T teacher features, each (k, B, ...)
