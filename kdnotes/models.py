@@ -73,7 +73,8 @@ class Stacked:
         call = lambda p, b, x: functional_call(self.base, (p, b), (x,), kwargs)
         if self.vmapped(): return vmap(call, in_dims=(0, 0, None if shared else 0))(self.params, self.buffers, x)
         run = lambda ts, r: {n: t[r] for n, t in ts.items()}
-        return _stack([call(run(self.params, r), run(self.buffers, r), x if shared else x[r]) for r in range(self.k)])
+        nhwc = lambda x: x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+        return _stack([call(run(self.params, r), run(self.buffers, r), nhwc(x if shared else x[r])) for r in range(self.k)])
 
     def parameters(self): return list(self.params.values())
     def select(self, runs:list) -> Stacked:
