@@ -73,7 +73,7 @@ PRESETS['003_vid'] = {
     'paper': _vid003,
     'slides': {**_vid003, 'protocols': {'study': 10112}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'slides_resnet18': {**_vid003, 'protocols': {'study': 10112}},
-    'paper_cnn': {**_vid003, 'further': {**_vid003['further'], 'teacher': 'study'}},
+    'paper_cnn': {**_vid003, 'protocols': {'full': None}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'cpu': {**_vid003, 'resume': False, 'seeds': [0, 1, 2], 'n_val': 500, 'n_test': 1000, 'protocols': {'study': 2048}, 'epochs': 5,
             'teacher': {**_vid003['teacher'], 'epochs': 5}, 'further': {**_vid003['further'], 'teacher': 'study'}},
     'smoke': {**_vid003, 'source': 'mini', 'seeds': [0, 1], 'n_val': 100, 'protocols': {'study': 64, 'full': 128}, 'bs': 64, 'epochs': 2,
