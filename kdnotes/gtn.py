@@ -18,6 +18,7 @@ from tqdm.auto import trange
 
 from .models import seeded
 from .mtt import FlatNet
+from .train import evaluate
 
 # %% auto #0
 __all__ = ['MODES', 'Generator', 'learner', 'inner_hparams', 'learner_loss', 'inner_step', 'teach', 'unrolled_meta_grad', 'hvp',
@@ -263,13 +264,7 @@ def evaluate_batches(net:FlatNet, xs:Tensor, ys:Tensor, lr, momentum,
     "Test accuracy and cross-entropy `(k,)` of fresh learners trained K steps on `xs`."
     lr, momentum = torch.as_tensor(lr, dtype=xs.dtype), torch.as_tensor(momentum, dtype=xs.dtype)
     W = vmap(lambda w0: teach(net, w0, xs, ys, lr, momentum))(net.init(seeds, xs.device).to(xs.dtype))
-    f = vmap(net, in_dims=(0, None))
-    correct, ce = 0., 0.
-    for i in range(0, len(X_test), bs):
-        logits, y = f(W, X_test[i:i + bs]), Y_test[i:i + bs]
-        correct = correct + (logits.argmax(-1) == y).sum(-1)
-        ce = ce + vmap(lambda l: F.cross_entropy(l, y, reduction='sum'))(logits)
-    return correct.to(xs.dtype)/len(X_test), ce/len(X_test)
+    return evaluate(net.stacked(W), (X_test, Y_test), bs)
 
 class GTN:
     "A generator, its curriculum and the inner step size and momentum, meta-trained by one of `MODES`."

@@ -11,11 +11,12 @@ from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
 from .losses import kd_loss, soft_cross_entropy
 from .models import Stacked
+from .train import evaluate
 
 # %% auto #0
 __all__ = ['T_MIN', 'T_MAX', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'evaluate_runs', 'train_student']
+           'fit_full_batch', 'train_student']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -158,16 +159,6 @@ def fit_full_batch(model:Stacked, # k models, trained in place
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return model
 
-@torch.no_grad()
-def evaluate_runs(model:nn.Module, # the architecture
-                  params:dict,     # stacked parameters `(k, ...)` by name
-                  x:Tensor, y:Tensor, # inputs and labels, shared by the runs
-                  bs:int=2000      # inputs per chunk
-                 ) -> tuple[Tensor, Tensor]:
-    "Accuracy and mean cross-entropy `(k,)` of every run on `(x, y)`, in chunks of `bs` inputs."
-    logits = torch.cat([vmap(lambda p: functional_call(model, p, (c,)))(params) for c in x.split(bs)], 1)
-    ys = y.expand(logits.shape[0], -1)
-    return (logits.argmax(-1) == ys).to(logits.dtype).mean(-1), F.cross_entropy(logits.transpose(1, 2), ys, reduction='none').mean(-1)
 
 # %% ../nbs/09_hyper.ipynb #e0ed0839
 def _batch(data, it:int):
@@ -177,7 +168,7 @@ def _batch(data, it:int):
 def train_student(model:Stacked,    # k students (restarts), trained in place
                   train,            # (x, y, teacher_logits) used as one batch, or a function `it -> ` per-run batches `(k, B, ...)`
                   val,              # (x, y): the validation batch of the meta-objective, or a function `it -> ` per-run batches
-                  test:tuple,       # (x, y): evaluated by `evaluate_runs`
+                  test:tuple,       # (x, y): evaluated by `kdnotes.train.evaluate`
                   lam,              # (k, 3) or (3,) starting meta-parameters [β1, β2, T]
                   mode:str='hyper', # 'fixed', 'hyper' (hypergradient every iteration) or 'spline'
                   iterations:int=1000, # student steps
@@ -209,7 +200,7 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
                                             (0, 0) + dims)(p, r, tr, va)
     student_step = lambda p, r, tr, d: vmap(lambda p, r, tr: sgd_unroll(base, p, r, tr, 1, lr, soft_ce), (0, 0, d))(p, r, tr)
     pick = lambda batch, d, rows: batch if d is None or len(rows) == k else tuple(v[rows] for v in batch)
-    metrics, lams = [evaluate_runs(base, params, *test)], [meta_params(raw.detach())]
+    metrics, lams = [evaluate(Stacked.from_params(base, params), test, 2000)], [meta_params(raw.detach())]
     traj, line, start = raw.new_zeros(int(E.max()), k, 3), raw.new_zeros(2, k, 3), torch.zeros(k, dtype=torch.long, device=dev)
     for it in range(iterations):
         epoch, j = it // E, it % E
@@ -235,7 +226,7 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
                     line[:, r] = torch.stack(fit_line(traj[:e, r])); start[r] = it - e + 1
         params = student_step(params, raw.detach(), tr, tr_dim)
         lams.append(meta_params(raw.detach()))
-        if (it + 1) % record_every == 0: metrics.append(evaluate_runs(base, params, *test))
+        if (it + 1) % record_every == 0: metrics.append(evaluate(Stacked.from_params(base, params), test, 2000))
     with torch.no_grad():
         for name, p in model.params.items(): p.copy_(params[name])
     return {'test_acc': torch.stack([m[0] for m in metrics], 1).cpu(), 'test_ce': torch.stack([m[1] for m in metrics], 1).cpu(),

@@ -61,6 +61,18 @@ class Stacked:
         "One model per seed, each initialised by `make()` under its seed."
         return cls([seeded(make, s).to(device) for s in seeds], batched)
 
+    @classmethod
+    def from_params(cls, base:nn.Module, # the architecture (its own parameters are not used)
+                    params:dict,         # name -> stacked parameters `(k, ...)`
+                    buffers:dict=None,   # name -> stacked buffers `(k, ...)`, if the network has any
+                    batched:bool|None=None):
+        "The runs whose parameters are the stacked tensors `params` (shared, not copied)."
+        self = cls.__new__(cls)
+        self.params, self.buffers = dict(params), dict(buffers or {})
+        self.base = copy.deepcopy(base).to('meta')
+        self.k, self.batched = len(next(iter(self.params.values()))), batched
+        return self
+
     def vmapped(self) -> bool:
         "Whether calls go through `vmap`: `batched`, or by default unless the network has convolutions and is on a CPU."
         if self.batched is not None: return self.batched

@@ -18,12 +18,13 @@ from tqdm.auto import trange
 from .core import load_json, save_json, save_torch
 from .data import epoch_batches
 from .losses import kd_loss
-from .models import n_params, seeded
+from .models import Stacked, n_params, seeded
+from .train import evaluate
 
 # %% auto #0
 __all__ = ['DSA_GROUPS', 'ConvNetD3', 'FlatNet', 'DSA', 'Preprocess', 'ce_inner_loss', 'sgd_epoch', 'train_experts',
            'load_trajectories', 'init_synthetic', 'draw_plan', 'InnerStep', 'unroll', 'matching_loss', 'KDInnerLoss',
-           'distill', 'stacked_metrics', 'evaluate_synset', 'show_synthetic']
+           'distill', 'evaluate_synset', 'show_synthetic']
 
 # %% ../nbs/07_mtt.ipynb #c3445f6e
 class ConvNetD3(nn.Sequential):
@@ -62,12 +63,18 @@ class FlatNet:
     def flatten(self, module:nn.Module) -> Tensor:
         "The parameters of `module` as one flat vector."
         return torch.cat([p.detach().reshape(-1) for p in module.parameters()])
-    def params(self, flat:Tensor) -> dict:
-        "Named parameter views of `flat`."
-        return {n: t.view(s) for n, t, s in zip(self.names, flat.split(self.sizes), self.shapes)}
+    def params(self, flat:Tensor # `(P,)`, or `(k, P)` for k networks
+              ) -> dict:
+        "Named parameter views of `flat` (with its leading axis, if any)."
+        return {n: t.view(*flat.shape[:-1], *s) for n, t, s in zip(self.names, flat.split(self.sizes, -1), self.shapes)}
     def __call__(self, flat:Tensor, x:Tensor) -> Tensor:
         "Outputs of the network with parameters `flat` on `x`."
         return functional_call(self.base, self.params(flat), (x,))
+    def stacked(self, flat:Tensor, # `(k, P)` parameters of k networks
+                batched:bool|None=None # vmap over the networks; None: on a GPU yes, on a CPU one network at a time
+               ) -> Stacked:
+        "The `k` networks as a `Stacked` (views of `flat`, not copies), e.g. for `kdnotes.train.evaluate`."
+        return Stacked.from_params(self.base, self.params(flat), batched=batched)
     def init(self, seeds:list, device='cpu') -> Tensor:
         "Initial parameters `(k, P)`, network `i` initialised by `make()` under `seeds[i]`."
         return torch.stack([self.flatten(seeded(self.make, s)) for s in seeds]).to(device)
@@ -479,20 +486,6 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
     return dict(images=images.detach(), labels=labels, syn_lr=syn_lr.detach(), losses=losses, syn_lrs=lrs)
 
 # %% ../nbs/07_mtt.ipynb #85ca4e88
-@torch.no_grad()
-def stacked_metrics(net:FlatNet, params:Tensor, X:Tensor, Y:Tensor, bs:int=2000,
-                    stacked:bool|None=None # vmap over the networks; None: on a GPU yes, on a CPU one network at a time
-                   ) -> tuple[Tensor, Tensor]:
-    "Test accuracy and mean cross-entropy `(k,)` of each of the `k` networks in `params`."
-    k = len(params)
-    f = vmap(net, in_dims=(0, None)) if _use_vmap(stacked, params) else lambda P, x: torch.stack([net(p, x) for p in P])
-    correct = ce = 0
-    for i in range(0, len(X), bs):
-        out, y = f(params, X[i:i + bs]), Y[i:i + bs]
-        correct = correct + (out.argmax(-1) == y).sum(1)
-        ce = ce + F.cross_entropy(out.flatten(0, 1), y.repeat(k), reduction='none').view(k, -1).sum(1)
-    return correct.to(X.dtype)/len(X), ce/len(X)
-
 def evaluate_synset(net:FlatNet,             # architecture of the fresh networks
                     images:Tensor, labels:Tensor, # the synthetic set
                     lr:float,                # step size (the learned syn_lr)
@@ -515,7 +508,7 @@ def evaluate_synset(net:FlatNet,             # architecture of the fresh network
     aug = [torch.Generator().manual_seed(s + 2**32) for s in seeds]
     buf, passes, acc, ce = None, [], [], []
     def record(n):
-        a, c = stacked_metrics(net, params, X_test, Y_test)
+        a, c = evaluate(net.stacked(params), (X_test, Y_test), 2000)
         passes.append(n); acc.append(a); ce.append(c)
     record(0)
     for ep in trange(epochs + 1, disable=not progress, leave=False):

@@ -5,11 +5,12 @@
 # %% ../nbs/04_train.ipynb #fcb55987
 from __future__ import annotations
 import json
+from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import nn, Tensor
 from torch.func import vmap
 from tqdm import trange
 
@@ -18,23 +19,43 @@ from .data import ImageSet, epoch_batches
 from .models import Stacked
 
 # %% auto #0
-__all__ = ['predict', 'evaluate', 'make_optimizer', 'Checkpoint', 'train_loop', 'fit', 'fit_attempts', 'on_images',
+__all__ = ['eval_mode', 'predict', 'evaluate', 'make_optimizer', 'Checkpoint', 'train_loop', 'fit', 'fit_attempts', 'on_images',
            'teacher_logits', 'protocol_runs', 'mean_std', 'integral_criterion']
 
 # %% ../nbs/04_train.ipynb #14ce1af1
-@torch.no_grad()
-def predict(model:Stacked, data:ImageSet, bs:int=5000,
-            phi=lambda x: x # map applied to every chunk of images `(N, C, H, W)` before the model
-           ) -> Tensor:
-    "Logits `(k, N, C)` of every run of `model` on φ of every image of `data`."
-    idx = torch.arange(len(data), device=data.x.device)
-    return torch.cat([model(phi(data.batch(i)[0]), shared=True) for i in idx.split(bs)], 1)
+@contextmanager
+def eval_mode(*modules:nn.Module):
+    "Every submodule of `modules` in evaluation mode inside the block, and back in its own mode afterwards."
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    try:
+        for module in modules: module.eval()
+        yield
+    finally:
+        for m, training in modes: m.training = training
+
+def _chunks(data, bs:int):
+    "Images and labels of `data` (an `ImageSet`, or a pair of tensors `(x, y)`) in chunks of `bs`."
+    if isinstance(data, ImageSet):
+        for idx in torch.arange(len(data), device=data.x.device).split(bs): yield data.batch(idx)
+    else: yield from zip(*(t.split(bs) for t in data))
 
 @torch.no_grad()
-def evaluate(model:Stacked, data:ImageSet, bs:int=5000) -> tuple[Tensor, Tensor]:
-    "Accuracy and mean cross-entropy `(k,)` of every run of `model` on `data`."
-    logits, y = predict(model, data, bs), data.y.expand(model.k, -1)
-    return (logits.argmax(-1) == y).float().mean(1), F.cross_entropy(logits.transpose(1, 2), y, reduction='none').mean(1)
+def predict(model:Stacked, data, bs:int=5000,
+            phi=lambda x: x # map applied to every chunk of images `(N, C, H, W)` before the model
+           ) -> Tensor:
+    "Logits `(k, N, C)` of every run of `model`, in evaluation mode, on φ of every image of `data` (`ImageSet` or `(x, y)`)."
+    with eval_mode(model.base): return torch.cat([model(phi(x), shared=True) for x, _ in _chunks(data, bs)], 1)
+
+@torch.no_grad()
+def evaluate(model:Stacked, data, bs:int=5000,
+             phi=lambda x: x,      # map applied to every chunk of images before the model
+             logits:bool=False     # also return the logits `(k, N, C)`
+            ) -> tuple[Tensor, ...]:
+    "Accuracy and mean cross-entropy `(k,)` of every run of `model` in evaluation mode on `data` (and the logits)."
+    out = predict(model, data, bs, phi)
+    y = torch.cat([y for _, y in _chunks(data, bs)]).expand(model.k, -1)
+    acc, ce = (out.argmax(-1) == y).to(out.dtype).mean(1), F.cross_entropy(out.transpose(1, 2), y, reduction='none').mean(1)
+    return (acc, ce, out) if logits else (acc, ce)
 
 # %% ../nbs/04_train.ipynb #c10259d0
 def make_optimizer(params:list,      # the tensors to train
@@ -187,6 +208,7 @@ def fit(model:Stacked,     # the k runs to train, in place
     config = dict(run='fit', n=len(train), bs=bs, seeds=list(seeds), loss_fn=_name(loss_fn), teacher=_name(teacher),
                   transform=_name(transform), n_test=None if test is None else len(test))
     checkpoint = Checkpoint(folder, config, {**model.params, **model.buffers}, optim, gens + list(rngs))
+    model.base.train()
     h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, checkpoint=checkpoint, progress=progress)
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'), 'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train)}
 

@@ -12,12 +12,12 @@ from torch.func import functional_call, vmap
 from .data import ImageSet
 from .losses import kd_loss
 from .models import Stacked
-from .train import Checkpoint, _name, make_optimizer, predict, train_loop
+from .train import Checkpoint, _name, eval_mode, evaluate, make_optimizer, predict, train_loop
 
 # %% auto #0
 __all__ = ['vid_nll', 'as_map', 'map_shape', 'pool_to', 'softplus_inv', 'relative_depth', 'make_lam', 'AllToAll', 'pair_gains',
            'gibbs_lam', 'set_lam', 'CifarCNN', 'cifar_tiny', 'cifar_very_tiny', 'vid_step', 'stacked_features',
-           'stacked_align', 'evaluate_stacked', 'stacked_step', 'heldout_lam', 'variance_groups', 'fit_stacked']
+           'stacked_align', 'stacked_step', 'heldout_lam', 'variance_groups', 'fit_stacked']
 
 # %% ../nbs/05_vid.ipynb #8983fe23
 def vid_nll(mu:Tensor,     # (B, C, ...) predicted mean μ(s)
@@ -275,18 +275,6 @@ def stacked_align(align:Stacked,       # k runs of an `AllToAll`
     return vmap(call)(align.params, align.buffers, teacher_feats, student_feats)
 
 # %% ../nbs/05_vid.ipynb #ff4f7654
-@torch.no_grad()
-def evaluate_stacked(model:Stacked, data:ImageSet,
-                     transform=None, # applied to every chunk of images, e.g. a normalisation
-                     bs:int=1000) -> tuple[Tensor, Tensor]:
-    "Accuracy and mean cross-entropy `(k,)` of every run in evaluation mode (BatchNorm's running statistics)."
-    training = model.base.training
-    model.base.eval()
-    logits = predict(model, data, bs, phi=transform or (lambda x: x))
-    model.base.train(training)
-    y = data.y.expand(model.k, -1)
-    return (logits.argmax(-1) == y).float().mean(1), F.cross_entropy(logits.transpose(1, 2), y, reduction='none').mean(1)
-
 def stacked_step(student:Stacked,    # k students
                  opt,                # optimiser over the students' and the alignments' parameters
                  x:Tensor, y:Tensor, # (k, B, ...) images and (k, B) labels, one batch per run
@@ -322,14 +310,12 @@ def heldout_lam(student:Stacked, teacher:Stacked, align:Stacked,
                 transform=None       # applied to the images, e.g. a normalisation
                ) -> Tensor:
     "Set each run's `λ` to `gibbs_lam` of its pair gains on `val`; the gains `(k, T, S)`."
-    training = student.base.training
-    student.base.eval(); teacher.base.eval()
     x = val.batch(torch.arange(len(val), device=val.x.device))[0]
     x = transform(x) if transform else x
-    t_feats, s_feats = stacked_features(teacher, x, shared=True)[1], stacked_features(student, x, shared=True)[1]
+    with eval_mode(student.base, teacher.base):
+        t_feats, s_feats = stacked_features(teacher, x, shared=True)[1], stacked_features(student, x, shared=True)[1]
     gains = torch.stack([pair_gains(align.unstack(r), [f[r] for f in t_feats], [f[r] for f in s_feats]) for r in range(align.k)])
     for r in range(align.k): set_lam(align.buffers['lam'][r], gibbs_lam(gains[r], tau))
-    student.base.train(training)
     return gains
 
 # %% ../nbs/05_vid.ipynb #e210b02a
@@ -373,14 +359,13 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
     params = student.parameters() + sum((a.parameters() for a in aligns), [])
     optim = make_optimizer(params if var_lr is None else variance_groups(student, align, var_lr), opt, lr, momentum, wd)
     gens, runs = [torch.Generator().manual_seed(s) for s in seeds], torch.arange(student.k, device=train.x.device)[:, None]
-    if kd is not None:
-        teacher.base.eval(); soft_all = predict(teacher, train, 1000, phi=tf)
+    soft_all = None if kd is None else predict(teacher, train, 1000, phi=tf)
     def step(idx):
         x, y = train.batch(idx)
         soft = None if kd is None else soft_all[runs, idx]
         return stacked_step(student, optim, tf(x), y, teacher, align, beta, kd, soft)
     def metrics():
-        m = {} if test is None else dict(zip(('test_acc', 'test_ce'), evaluate_stacked(student, test, tf)))
+        m = {} if test is None else dict(zip(('test_acc', 'test_ce'), evaluate(student, test, 1000, tf)))
         return m if align is None else dict(m, lam=align.buffers['lam'].clone())
     end_epoch = None if tau is None else lambda: heldout_lam(student, teacher, align, val, tau, transform)
     tensors = {f'student.{k}': t for k, t in {**student.params, **student.buffers}.items()}
