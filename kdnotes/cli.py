@@ -5,6 +5,7 @@
 # %% ../nbs/11_cli.ipynb #d4a08050
 from __future__ import annotations
 import argparse, os, re, shlex, shutil, sys, tempfile, time
+from contextlib import contextmanager
 from pathlib import Path
 
 import kdnotes
@@ -13,7 +14,7 @@ from .core import (atomic_dir, check_replaceable, check_seeds, clear_stale, fetc
 from .presets import PRESETS, get_preset
 
 # %% auto #0
-__all__ = ['FETCH_NAMES', 'PATHS', 'experiments_dir', 'experiments', 'user_path', 'ExperimentFailed', 'check_run',
+__all__ = ['FETCH_NAMES', 'PATHS', 'experiments_dir', 'experiments', 'user_path', 'writing', 'ExperimentFailed', 'check_run',
            'run_experiment', 'main']
 
 # %% ../nbs/11_cli.ipynb #9411de34
@@ -33,6 +34,15 @@ def user_path(path,     # a path as typed on the command line
     "`path` relative to the working folder where it was typed, made absolute (symbolic links are kept as typed)."
     if not str(path).strip() or '\0' in str(path): raise ValueError(f'{what}={str(path)!r}: expected a path')
     return Path(os.path.abspath(os.path.expanduser(path)))
+
+@contextmanager
+def writing(path # where the block writes
+           ):
+    "Name `path` in an OSError the block raises without a file name (a full disk, a failed copy), so the message says where."
+    try: yield
+    except OSError as e:
+        if e.filename is not None: raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
 
 # %% ../nbs/11_cli.ipynb #447be3a1
 class ExperimentFailed(RuntimeError):
@@ -90,7 +100,7 @@ def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
         prov = load_json(work/'out'/'provenance.json')
         save_json(prov | dict(command=shlex.join(['kdnotes', *sys.argv[1:]]) if Path(sys.argv[0]).name == 'kdnotes' else None,
                               run_wall_time_s=round(time.time() - start, 1)), work/'out'/'provenance.json')
-        with atomic_dir(out) as tmp: shutil.copytree(work/'out', tmp, dirs_exist_ok=True)
+        with writing(out), atomic_dir(out) as tmp: shutil.copytree(work/'out', tmp, dirs_exist_ok=True)
     finally: shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -150,25 +160,34 @@ def _in_project(value, what, default) -> Path:
     "The path typed for option `what`, or its default in the project folder."
     return user_path(value, what) if value is not None else project_root()/default
 
+def _check_readme(readme:Path, generated:str):
+    "Refuse a README that is a folder, or a file kdnotes did not write (its first line is not `generated`)."
+    if readme.is_dir(): raise ValueError(f'readme={str(readme)!r}: is a folder; expected the README file to write')
+    if readme.exists() and not readme.read_text(errors='replace').startswith(generated):
+        raise ValueError(f'readme={str(readme)!r}: not a README that kdnotes report wrote (its first line differs); choose another file')
+
 def _report(results, readme, index):
-    from kdnotes.report import check_results_folders, render, results_folders, write_readme
+    from kdnotes.report import GENERATED, check_results_folders, render, results_folders, write_readme
     results, readme, index = _in_project(results, 'results', 'results'), _in_project(readme, 'readme', 'README.md'), _in_project(index, 'index', 'nbs/index.ipynb')
     if not results_folders(results): raise ValueError(f'results={str(results)!r}: no results folder with a metrics.json')
     if not index.is_file(): raise ValueError(f'index={str(index)!r}: expected the front page notebook README.md is written from')
-    if readme.is_dir(): raise ValueError(f'readme={str(readme)!r}: is a folder; expected the README file to write')
+    _check_readme(readme, GENERATED)
     folders = check_results_folders(results)             # every metrics.json whole and in its place, before anything is written
-    for d in folders: render(d)
-    write_readme(readme, index, results)
+    for d in folders:
+        with writing(d): render(d)
+    with writing(readme): write_readme(readme, index, results)
     print(f'rendered {len(folders)} results folder(s); {readme} written from {index} and {results}')
 
 def _book(out):
     try: from kdnotes.book import build_book
     except ModuleNotFoundError as e: raise ValueError(f'`kdnotes book` needs {e.name}: pip install nbconvert') from e
-    print(f'book written to {build_book(_in_project(out, "out", "book"), project_root())}/index.html')
+    out = _in_project(out, 'out', 'book')
+    with writing(out): print(f'book written to {build_book(out, project_root())}/index.html')
 
 def _fetch(names, data_dir):
     from kdnotes.data import fetch_data
-    print(f'fetched {", ".join(names)}; their files are listed in {fetch_data(names, user_path(data_dir, "data_dir") if data_dir is not None else None)}')
+    dest = user_path(data_dir, 'data_dir') if data_dir is not None else fetched_data_dir()
+    with writing(dest): print(f'fetched {", ".join(names)}; their files are listed in {fetch_data(names, dest)}')
 
 # %% ../nbs/11_cli.ipynb #ffd4ef6e
 def _one_line(e:Exception) -> str:
