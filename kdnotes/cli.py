@@ -67,6 +67,8 @@ def check_run(experiment:str, preset:str, device:str,
     get_device(device)
     if seeds is not None: check_seeds(seeds)
     if data_dir is not None and not data_dir.is_dir(): raise ValueError(f'data_dir={str(data_dir)!r}: no such folder')
+    if (n := len(os.fsencode(out.name))) > 240:         # file systems take 255 bytes; the temporary names add up to 15
+        raise ValueError(f'out={str(out)!r}: a name of {n} bytes; expected at most 240')
     restore_replaced(out)                       # a replacement a killed run left half done is put back first
     check_replaceable(out, results_name(experiment, preset), what='out')
 

@@ -7,7 +7,7 @@ import papermill
 import pytest
 
 from kdnotes.cli import main
-from kdnotes.core import atomic_dir, mark_work, save_json
+from kdnotes.core import WORK_MARKER, atomic_dir, mark_work, save_json
 
 INDEX = {'cells': [{'cell_type': 'markdown', 'id': 'a1', 'metadata': {}, 'source': '# kdnotes\n\nA front page.'}],
          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
@@ -36,7 +36,7 @@ def make_decoys(root:Path) -> list[Path]:
              'proj/notes.md': 'not a README kdnotes wrote', 'proj/README.md': 'a README of my own'}
     for rel, text in files.items(): (root/rel).parent.mkdir(parents=True, exist_ok=True); (root/rel).write_text(text)
     live = root/'.live-work'; live.mkdir(); mark_work(live); (live/'kept.txt').write_text('a run still going')   # this process: alive
-    return sorted(p for p in root.rglob('*') if p.is_file())
+    return sorted([root/rel for rel in files] + [live/'kept.txt', live/WORK_MARKER])
 
 def snapshot(files:list[Path]) -> dict:
     "The sha256 of each of `files` (None where it is gone)."

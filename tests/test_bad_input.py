@@ -268,6 +268,7 @@ SANDBOX_CASES = {
     'out: a file': (['run', '004_base', '--out', 'file.txt'], "file.txt': is a file, not a folder"),
     'out: a folder under a file': (['run', '004_base', '--out', 'file.txt/sub'], 'file.txt: '),
     'out: empty': (['run', '004_base', '--out', ''], "out='': expected a path"),
+    'out: a name too long to write': (['run', '004_base', '--out', 'x'*300], 'a name of 300 bytes; expected at most 240'),
     'out: a default place held by a user': (['run', '004_domains', '--preset', 'paper'], "004_domains/paper': holds files kdnotes did not write", 'proj'),
     'seeds: repeated': (['run', '004_base', '--seeds', '3', '3'], 'seeds=[3, 3]: 3 is given twice'),
     'seeds: repeated apart': (['run', '004_base', '--seeds', '1', '2', '1'], '1 is given twice'),
