@@ -8,7 +8,7 @@ import torch
 import torchvision
 
 from kdnotes.core import DATA_USED, provenance
-from kdnotes.data import CIFAR10_BATCHES, IDX_FILES, find_data_file, load_dataset, write_cifar_batch, write_idx
+from kdnotes.data import CIFAR10_BATCHES, IDX_FILES, load_dataset, write_cifar_batch, write_idx
 
 def tiny_mnist(root:Path, value:int, gz:bool=True) -> Path:
     "A data folder holding a 4-image MNIST whose every pixel is `value`, its files gzipped or not."
