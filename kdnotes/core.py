@@ -163,6 +163,7 @@ def check_replaceable(path:Path,    # a folder about to be written whole
     "Refuse (ValueError) to replace `path` unless it is missing, an empty folder, or a folder that `identity` says is `expected`."
     path = Path(path)
     if not os.path.lexists(path): return
+    if path.is_symlink(): raise ValueError(f'{what}={str(path)!r}: is a symbolic link; expected the folder itself (or a new one)')
     if not path.is_dir(): raise ValueError(f'{what}={str(path)!r}: is a file, not a folder; expected a folder for {expected}')
     if not any(path.iterdir()): return
     found = identity(path)
