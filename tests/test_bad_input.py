@@ -266,6 +266,7 @@ SANDBOX_CASES = {
     'out: results whose provenance names another preset': (['run', '004_base', '--out', 'disagree'], "disagree': holds files kdnotes did not write"),
     'out: results whose metrics.json is cut short': (['run', '004_base', '--out', 'damaged'], "damaged': holds files kdnotes did not write"),
     'out: a file': (['run', '004_base', '--out', 'file.txt'], "file.txt': is a file, not a folder"),
+    'out: a symbolic link to an empty folder': (['run', '004_base', '--out', 'link'], "link': is a symbolic link"),
     'out: a folder under a file': (['run', '004_base', '--out', 'file.txt/sub'], 'file.txt: '),
     'out: empty': (['run', '004_base', '--out', ''], "out='': expected a path"),
     'out: a name too long to write': (['run', '004_base', '--out', 'x'*300], 'a name of 300 bytes; expected at most 240'),
@@ -327,6 +328,7 @@ def _sandbox_extras(work:Path):
     write_results(work/'damaged_results'/'004_base'/'smoke', '004_base', 'smoke'); _cut(work/'damaged_results'/'004_base'/'smoke'/'metrics.json')
     write_results(work/'misplaced'/'004_base'/'paper', '004_regression', 'paper')
     (work/'usercopy'/'MNIST'/'raw').mkdir(parents=True); (work/'usercopy'/'MNIST'/'raw'/'train-images-idx3-ubyte.gz').write_bytes(b'mine')
+    (work/'empty').mkdir(); (work/'link').symlink_to(work/'empty')
     make_project(work/'proj_damaged'); _cut(work/'proj_damaged'/'results'/'004_base'/'paper'/'metrics.json')
 
 @pytest.mark.parametrize('case', SANDBOX_CASES)
