@@ -16,14 +16,14 @@ from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 from pygments.formatters import HtmlFormatter
 
-from .core import atomic_dir
-from .report import TABLES, markers, readme_text
+from .core import atomic_dir, check_replaceable
+from .report import TABLES, check_results_folders, markers, readme_text
 
 # %% auto #0
-__all__ = ['MATHJAX_FILES', 'BOOK_CSS', 'MARKER', 'notebook_heading', 'Page', 'book_pages', 'reader_notebook', 'notebook_html',
-           'markdown_html', 'relink', 'broken_links', 'sections', 'nav_html', 'mathjax_source', 'copy_mathjax',
-           'mathjax_html', 'page_html', 'book_css', 'contents_html', 'results_html', 'link_targets', 'page_body',
-           'build_book']
+__all__ = ['MATHJAX_FILES', 'BOOK_CSS', 'MARKER', 'BOOK', 'notebook_heading', 'Page', 'book_pages', 'reader_notebook',
+           'notebook_html', 'markdown_html', 'relink', 'broken_links', 'sections', 'nav_html', 'mathjax_source',
+           'copy_mathjax', 'mathjax_html', 'page_html', 'book_css', 'contents_html', 'results_html', 'link_targets',
+           'page_body', 'build_book']
 
 # %% ../nbs/13_book.ipynb #72c58508
 def notebook_heading(nb) -> tuple[str, str]:
@@ -302,12 +302,16 @@ def page_body(page:Page, pages:list[Page], targets:dict, # from `link_targets(pa
 
 # %% ../nbs/13_book.ipynb #29a96fb8
 MARKER = '.kdnotes-book'
+BOOK = 'a kdnotes book'
+
+def _book_identity(folder:Path) -> str|None:
+    "What `folder` is to `atomic_dir`: a book when it has the marker file."
+    return BOOK if (Path(folder)/MARKER).is_file() else None
 
 def _check_out(out:Path, root:Path):
     if out == root or root.is_relative_to(out):
         raise ValueError(f"out={str(out)!r}: expected a folder outside the project {str(root)!r}, not the project or a folder holding it")
-    if out.exists() and any(out.iterdir()) and not (out/MARKER).is_file():
-        raise ValueError(f"out={str(out)!r}: exists and is not a kdnotes book (no {MARKER}); expected a new folder or a book to replace")
+    check_replaceable(out, BOOK, _book_identity, what='out')
 
 # %% ../nbs/13_book.ipynb #698f30a0
 def build_book(out,      # folder of the book: created, or replaced when it holds a book
@@ -315,9 +319,9 @@ def build_book(out,      # folder of the book: created, or replaced when it hold
               ) -> Path:
     "Render the front page, every library chapter and every executed experiment to static HTML in `out`, atomically."
     root, out = Path(root).resolve(), Path(out).resolve()
-    _check_out(out, root)
+    _check_out(out, root); check_results_folders(root/'results')
     pages = book_pages(root); targets = link_targets(pages)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, _book_identity) as tmp:
         (tmp/MARKER).write_text('Written by `kdnotes book`; replaced whole by the next build.\n')
         (tmp/'book.css').write_text(book_css()); copy_mathjax(tmp/'mathjax')
         for p in pages:

@@ -4,24 +4,27 @@
 
 # %% ../nbs/00_core.ipynb #1a2ce3ec
 from __future__ import annotations
-import hashlib, json, os, platform, random, re, shutil, subprocess, sys, tempfile, time
+import configparser, glob, hashlib, json, numbers, os, platform, random, re, shutil, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['data_roots', 'cache_dir', 'settings_key', 'RunStates', 'get_device', 'device_name', 'seed_everything',
-           'restore_replaced', 'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch',
-           'git_commit', 'provenance']
+__all__ = ['MAX_SEED', 'WORK_MARKER', 'DATA_USED', 'data_roots', 'cache_dir', 'fetched_data_dir', 'settings_key', 'RunStates',
+           'get_device', 'device_name', 'seed_everything', 'check_seeds', 'process_start', 'mark_work', 'is_stale',
+           'clear_stale', 'results_name', 'results_identity', 'check_replaceable', 'restore_replaced', 'current_umask',
+           'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch', 'git_commit',
+           'provenance']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
               ) -> list[Path]:
-    "Folders searched for real data: `data_dir`, then `$KDNOTES_DATA`."
-    roots = [data_dir, os.environ.get('KDNOTES_DATA')]
-    return [Path(r).expanduser() for r in roots if r]
+    "Folders searched for real data: `data_dir`, then `$KDNOTES_DATA`, then the folder `kdnotes data fetch` fills."
+    roots = [data_dir, os.environ.get('KDNOTES_DATA'), fetched_data_dir()]
+    return list(dict.fromkeys(Path(r).expanduser() for r in roots if r))
 
 # %% ../nbs/00_core.ipynb #2a3cf9d5
 def cache_dir() -> Path:
@@ -29,6 +32,10 @@ def cache_dir() -> Path:
     d = Path(os.environ.get('KDNOTES_CACHE') or Path.home()/'.cache'/'kdnotes').expanduser()
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+def fetched_data_dir() -> Path:
+    "Where `kdnotes data fetch` downloads data sets unless told otherwise: `data/` in the cache folder."
+    return cache_dir()/'data'
 
 # %% ../nbs/00_core.ipynb #df222411
 def settings_key(*parts # JSON-serialisable settings (dicts, lists, numbers, strings)
@@ -53,16 +60,20 @@ class RunStates:
         return self.root/name
 
 # %% ../nbs/00_core.ipynb #a0c7592e
+_DEVICE = re.compile(r'cpu|mps|cuda(:\d+)?')
+
 def get_device(device:str='auto' # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
               ) -> torch.device:
     "The `torch.device` for `device`, checking that it exists."
     if isinstance(device, torch.device): device = str(device)
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    kind = device.split(':')[0]
-    if kind not in ('cpu', 'cuda', 'mps'):
+    if not isinstance(device, str) or not _DEVICE.fullmatch(device):
         raise ValueError(f"device={device!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    kind, _, index = device.partition(':')
     if kind == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device={device!r}: no CUDA device is available here; use 'auto' or 'cpu'")
+    if index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), numbered from 0")
     if kind == 'mps' and not torch.backends.mps.is_available():
         raise ValueError(f"device={device!r}: no MPS device is available here; use 'auto' or 'cpu'")
     return torch.device(device)
@@ -80,37 +91,135 @@ def seed_everything(seed:int # the seed for Python, NumPy and torch
     "Seed Python's, NumPy's and torch's global generators."
     random.seed(seed); np.random.seed(seed % 2**32); torch.manual_seed(seed)
 
+# %% ../nbs/00_core.ipynb #0f47738f
+MAX_SEED = 2**32 - 1
+
+def check_seeds(seeds # the seeds of a row's independent runs
+               ) -> list[int]:
+    "`seeds` as a list, checked: at least one, each an integer from 0 to `MAX_SEED`, none repeated."
+    seeds = list(seeds)
+    if not seeds: raise ValueError('seeds=[]: expected at least one seed')
+    bad = [s for s in seeds if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 0 <= s <= MAX_SEED]
+    if bad: raise ValueError(f'seeds={seeds}: {bad[0]!r} is not an integer from 0 to {MAX_SEED} (2**32 - 1)')
+    if twice := sorted({s for s in seeds if seeds.count(s) > 1}):
+        raise ValueError(f'seeds={seeds}: {twice[0]} is given twice; each run needs a seed of its own')
+    return [int(s) for s in seeds]
+
 # %% ../nbs/00_core.ipynb #e9a93dbe
+WORK_MARKER = '.kdnotes-work'
+
+def process_start(pid:int) -> str|None:
+    "When process `pid` started (clock ticks after boot, from /proc), or None when it is gone or a zombie."
+    try: fields = (Path('/proc')/str(pid)/'stat').read_text().rsplit(')', 1)[1].split()
+    except (OSError, IndexError): return None
+    return None if fields[0] == 'Z' else fields[19]
+
+def mark_work(folder:Path # a folder this process creates and will remove or rename when done
+             ):
+    "Mark `folder` as a work folder of this process, which a later run may remove once the process is gone."
+    (Path(folder)/WORK_MARKER).write_text(json.dumps(dict(pid=os.getpid(), started=process_start(os.getpid()), host=platform.node())))
+
+def is_stale(folder:Path) -> bool:
+    "Whether `folder` is a marked work folder whose process is gone (a reused pid does not count as alive)."
+    try:
+        marker = json.loads((Path(folder)/WORK_MARKER).read_text())
+        pid = int(marker['pid'])
+    except (OSError, ValueError, KeyError, TypeError): return False      # not marked (or not readable): never ours to remove
+    if pid <= 0 or marker.get('host') != platform.node(): return False   # a damaged marker, or another machine's run
+    if not Path('/proc/self/stat').exists():                            # no /proc (macOS): the pid alone tells
+        try: os.kill(pid, 0)
+        except ProcessLookupError: return True
+        except PermissionError: pass
+        return False
+    return process_start(pid) != marker.get('started')
+
+def clear_stale(parent:Path # a folder where runs write: results folders and their hidden work folders
+               ) -> list[Path]:
+    "Remove the marked hidden work folders in `parent` whose process is gone (left by killed runs); the removed folders."
+    stale = [p for p in sorted(Path(parent).glob('.*')) if p.is_dir() and is_stale(p)]
+    for p in stale: shutil.rmtree(p, ignore_errors=True)
+    return stale
+
+# %% ../nbs/00_core.ipynb #925abd85
+def results_name(experiment:str, preset:str) -> str:
+    "What a results folder of `experiment` under `preset` is called in messages and ownership checks."
+    return f'the results of {experiment} ({preset})'
+
+def results_identity(folder:Path) -> str|None:
+    "The results `folder` holds, when its metrics.json and provenance.json name the same experiment and preset; else None."
+    named = []
+    for f in ('metrics.json', 'provenance.json'):
+        try: d = json.loads((Path(folder)/f).read_text())
+        except (OSError, ValueError): return None
+        if not isinstance(d, dict) or not isinstance(d.get('experiment'), str) or not isinstance(d.get('preset'), str): return None
+        named.append((d['experiment'], d['preset']))
+    return results_name(*named[0]) if named[0] == named[1] else None
+
+def check_replaceable(path:Path,    # a folder about to be written whole
+                      expected:str, # what the new folder is, as `identity` names it
+                      identity:Callable=results_identity, # what an existing folder is (None: nothing kdnotes can vouch for)
+                      what:str='path' # the argument's name, for the message
+                     ):
+    "Refuse (ValueError) to replace `path` unless it is missing, an empty folder, or a folder that `identity` says is `expected`."
+    path = Path(path)
+    if not os.path.lexists(path): return
+    if path.is_symlink(): raise ValueError(f'{what}={str(path)!r}: is a symbolic link; expected the folder itself (or a new one)')
+    if not path.is_dir(): raise ValueError(f'{what}={str(path)!r}: is a file, not a folder; expected a folder for {expected}')
+    if not any(path.iterdir()): return
+    found = identity(path)
+    if found is None or found != expected:
+        raise ValueError(f"{what}={str(path)!r}: holds {found or 'files kdnotes did not write'}, not {expected or 'what was written'}; "
+                         "kdnotes replaces only its own folder of the same kind: choose a new or empty folder")
+
+# %% ../nbs/00_core.ipynb #319481b3
 def restore_replaced(path:Path # a folder `atomic_dir` may have been replacing when killed
                     ) -> bool:
-    "Put back the folder a killed `atomic_dir` had moved aside, if `path` is missing; whether it did."
-    old = sorted(path.parent.glob(f'.{path.name}.*.old'), key=lambda p: p.stat().st_mtime)
-    if path.exists() or not old: return False
-    old[-1].rename(path)
+    "Put back the folder a killed `atomic_dir` had moved aside (marked, its process gone), if `path` is missing; whether it did."
+    path = Path(path)
+    if os.path.lexists(path): return False
+    old = sorted((p for p in path.parent.glob(f'.{glob.escape(path.name)}.*.old') if is_stale(p)), key=lambda p: p.stat().st_mtime)
+    if not old: return False
+    old[-1].rename(path); (path/WORK_MARKER).unlink(missing_ok=True)
     return True
 
+def current_umask() -> int:
+    "The process's umask: the permission bits new files and folders do not get."
+    mask = os.umask(0o022); os.umask(mask)
+    return mask
+
 @contextmanager
-def atomic_dir(path # the folder to create or replace
+def atomic_dir(path, # the folder to create or replace
+               identity:Callable=results_identity # what a folder is; `path` is replaced only by a folder of the same
               ):
-    "Yield a temporary folder that replaces `path` only if the block finishes without error."
-    path = Path(path)
+    "Yield a temporary folder that replaces `path` when the block finishes without error, if `path` is missing, empty or of the same kind."
+    path = Path(path).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
-    restore_replaced(path)
+    restore_replaced(path); clear_stale(path.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{path.name}.', dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask()); mark_work(tmp)
         yield tmp
-        if path.exists():
+        (tmp/WORK_MARKER).unlink()
+        check_replaceable(path, identity(tmp), identity)
+        if os.path.lexists(path):
             old = tmp.with_name(tmp.name + '.old')
-            path.rename(old); tmp.rename(path); shutil.rmtree(old)
+            path.rename(old); mark_work(old); tmp.rename(path); shutil.rmtree(old)
         else: tmp.rename(path)
     finally:
         if tmp.exists(): shutil.rmtree(tmp)
 
 # %% ../nbs/00_core.ipynb #48a07475
+def _is_project(folder:Path) -> bool:
+    "Whether `folder` holds the settings.ini of a kdnotes checkout."
+    cfg = configparser.ConfigParser()
+    try: cfg.read(folder/'settings.ini')
+    except (configparser.Error, UnicodeDecodeError): return False
+    return cfg.get('DEFAULT', 'lib_name', fallback=None) == 'kdnotes'
+
 def project_root() -> Path:
-    "The folder holding settings.ini at or above the working folder, else the working folder."
+    "The kdnotes checkout at or above the working folder (its settings.ini names the library), else the working folder."
     here = Path.cwd()
-    return next((p for p in [here, *here.parents] if (p/'settings.ini').is_file()), here)
+    return next((p for p in [here, *here.parents] if _is_project(p)), here)
 
 def results_dir(experiment:str, preset:str) -> Path:
     "Default results folder of `experiment` under `preset`."
@@ -136,12 +245,15 @@ def save_json(obj, path):
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     text = _NUMBER_LIST.sub(lambda m: '[' + re.sub(r',\n\s*', ', ', m[1]) + ']', json.dumps(obj, indent=1, default=_jsonable))
     tmp = path.with_name(f'.{path.name}.partial')
-    tmp.write_text(text + '\n')
-    os.replace(tmp, path)
+    try: tmp.write_text(text + '\n'); os.replace(tmp, path)
+    except OSError as e:                       # a full or read-only disk: say where
+        tmp.unlink(missing_ok=True)
+        raise OSError(e.errno, e.strerror, str(path)) from None
 
 def load_json(path):
-    "Read JSON from `path`."
-    return json.loads(Path(path).read_text())
+    "Read JSON from `path`; a damaged file is a ValueError naming it."
+    try: return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f'{path}: not valid JSON ({e}); the file is damaged') from None
 
 # %% ../nbs/00_core.ipynb #2cdf0a7a
 def save_torch(obj, path):
@@ -160,13 +272,15 @@ def git_commit(path='.') -> str|None:
     except (subprocess.CalledProcessError, FileNotFoundError): return None
 
 # %% ../nbs/00_core.ipynb #fbeb62f5
+DATA_USED = {}   # data set asked for -> the copy this process loaded (kdnotes.data fills it; provenance records it)
+
 def provenance(device='cpu', # the device the run used
                **info        # anything else worth recording: seeds, preset, wall time, command
               ) -> dict:
-    "What produced a result: commit, versions, device and the caller's `info`."
+    "What produced a result: commit, versions, device, the copies of the data sets loaded, and the caller's `info`."
     import kdnotes, torchvision
     here = Path(kdnotes.__file__).parent
     return dict(git_commit=git_commit(here), kdnotes=kdnotes.__version__, kdnotes_path=str(here), torch=torch.__version__,
                 torchvision=torchvision.__version__, python=platform.python_version(),
                 device=str(device), device_name=device_name(device), torch_threads=torch.get_num_threads(), host=platform.node(),
-                date=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **info)
+                date=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **({'data': dict(DATA_USED)} if DATA_USED else {}), **info)

@@ -4,22 +4,26 @@
 
 # %% ../nbs/01_data.ipynb #3b3e4ecb
 from __future__ import annotations
-import gzip, hashlib, io, shutil, tarfile
+import gzip, hashlib, io, lzma, math, pickle, re, struct, sys, tarfile, tempfile, zlib
+import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torchvision
 from torch import Tensor
 
-from .core import cache_dir, data_roots, load_json
+from .core import DATA_USED, cache_dir, current_umask, data_roots, fetched_data_dir, load_json, save_json, settings_key
 
 # %% auto #0
-__all__ = ['TV_NAMES', 'IDX_FILES', 'CIFAR10_CLASSES', 'MINI_SIZES', 'MINI_PATH', 'LOADERS', 'CLASSES', 'ImageSet', 'sha256',
-           'find_data_file', 'load_mnist_like', 'load_cifar10_jpeg', 'build_mini_set', 'load_mini', 'load_dataset',
-           'big_small_split', 'epoch_batches']
+__all__ = ['TV_NAMES', 'IDX_FILES', 'CIFAR10_CLASSES', 'CLASSES', 'CIFAR10_BATCHES', 'MINI_SIZES', 'MINI_OF', 'MINI_PATH',
+           'LOADERS', 'FETCH', 'ImageSet', 'sha256', 'read_manifest', 'check_data_file', 'find_data_file', 'decoded',
+           'read_idx', 'write_idx', 'load_mnist_like', 'read_cifar_batch', 'write_cifar_batch', 'load_cifar10',
+           'load_cifar10_jpeg', 'build_mini_set', 'load_mini', 'load_dataset', 'big_small_split', 'epoch_batches',
+           'fetch_data']
 
 # %% ../nbs/01_data.ipynb #ced27f11
 @dataclass
@@ -49,129 +53,239 @@ def sha256(path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
+_SHA256 = re.compile(r'[0-9a-f]{64}')
+
+def read_manifest(root # a data folder
+                 ) -> dict|None:
+    "The MANIFEST.json of `root` (None when there is none), checked: an object giving each file's `bytes` and `sha256`."
+    f = Path(root)/'MANIFEST.json'
+    if not f.exists(): return None
+    m = load_json(f)
+    if not isinstance(m, dict): raise ValueError(f'{f}: expected an object {{path: {{"bytes": n, "sha256": hex}}}}, got {type(m).__name__}')
+    ok = lambda v: isinstance(v, dict) and isinstance(v.get('bytes'), int) and isinstance(v.get('sha256'), str) and _SHA256.fullmatch(v['sha256'])
+    if bad := [k for k, v in m.items() if not ok(v)]:
+        raise ValueError(f'{f}: the entry of {bad[0]!r} lacks a valid "bytes" or "sha256"; the manifest is partial or damaged')
+    return m
+
 # %% ../nbs/01_data.ipynb #8d350155
-def find_data_file(rel:str,      # path relative to a data root, e.g. 'MNIST/raw/train-images-idx3-ubyte.gz'
+def check_data_file(root, # a data folder
+                    rel:str # a file's path relative to it
+                   ) -> Path:
+    "`root/rel`, checked against `root`'s MANIFEST.json when there is one: listed there, with that size and sha256."
+    p, manifest, name = Path(root)/rel, read_manifest(root), Path(root)/'MANIFEST.json'
+    if manifest is None: return p
+    if rel not in manifest: raise ValueError(f'{p}: not listed in {name}, which must list every data file of its folder')
+    if p.stat().st_size != manifest[rel]['bytes'] or sha256(p) != manifest[rel]['sha256']:
+        raise ValueError(f'{p}: size or sha256 does not match {name}; the file is damaged or altered')
+    return p
+
+def find_data_file(rel,          # path relative to a data root, e.g. 'MNIST/raw/train-images-idx3-ubyte.gz', or a list of alternatives
                    data_dir=None # a folder searched before `$KDNOTES_DATA`
                   ) -> Path:
-    "The first `root/rel` over `data_roots(data_dir)`, checked against the root's MANIFEST.json when it lists it."
-    searched = []
+    "The first file of `rel` (in order, in each root) over `data_roots(data_dir)`, checked against that root's MANIFEST.json."
+    rels, searched = [rel] if isinstance(rel, str) else list(rel), []
     for root in data_roots(data_dir):
-        p = root/rel
-        searched.append(str(p))
-        if not p.exists(): continue
-        manifest = load_json(root/'MANIFEST.json') if (root/'MANIFEST.json').exists() else {}
-        if rel in manifest and sha256(p) != manifest[rel]['sha256']:
-            raise ValueError(f'{p}: sha256 does not match {root/"MANIFEST.json"}; the file is damaged or altered')
-        return p
-    raise FileNotFoundError(f"{rel} not found; searched: {searched or 'nothing'} "
-                            "(pass data_dir= or set KDNOTES_DATA to the data folder)")
+        for r in rels:
+            searched.append(str(root/r))
+            if (root/r).is_file(): return check_data_file(root, r)
+    raise FileNotFoundError(f"{' or '.join(rels)} not found; searched: {searched or 'nothing'} "
+                            "(pass data_dir= or set KDNOTES_DATA to the data folder, or fetch it: kdnotes data fetch)")
+
+# %% ../nbs/01_data.ipynb #0edfa858
+def decoded(name:str,         # what is decoded, e.g. 'fashion': the start of the cache file's name
+            sources:list,     # the files it is decoded from
+            decode:Callable   # `sources` -> a dict of tensors
+           ) -> dict:
+    "`decode(sources)`, kept in the cache under `name` and the sources' sha256s; every read checks the copy's stored sha256."
+    path = cache_dir()/'decoded'/f'{name}-{settings_key([sha256(p) for p in sources])}.pt'
+    digest = path.with_name(path.name + '.sha256')
+    if path.exists():
+        blob = path.read_bytes()
+        if digest.is_file() and digest.read_text().strip() == hashlib.sha256(blob).hexdigest(): return torch.load(io.BytesIO(blob))
+        print(f'{path}: the decoded copy does not match its stored sha256; decoding {name} again', file=sys.stderr)
+    data, buf = decode(sources), io.BytesIO()
+    torch.save(data, buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', dir=path.parent)   # a file of this process's own: no two writers mix
+    os.fchmod(fd, 0o666 & ~current_umask())                                # the permissions of any new file, not 0600
+    with os.fdopen(fd, 'wb') as f: f.write(buf.getvalue())
+    os.replace(tmp, path)
+    digest.write_text(hashlib.sha256(buf.getvalue()).hexdigest() + '\n')
+    return data
 
 # %% ../nbs/01_data.ipynb #4f79baf1
 TV_NAMES = {'mnist': 'MNIST', 'fashion': 'FashionMNIST'}
 IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']
 
-def _gunzip_to_cache(name, data_dir):
-    "Gunzip the checked IDX files of `name` into the cache; return the cache root for torchvision."
-    root = cache_dir()/'torchvision'
-    raw = root/TV_NAMES[name]/'raw'
-    raw.mkdir(parents=True, exist_ok=True)
-    for f in IDX_FILES:
-        if (raw/f).exists(): continue
-        src = find_data_file(f'{TV_NAMES[name]}/raw/{f}.gz', data_dir)
-        tmp = raw/f'{f}.partial'
-        try:
-            with gzip.open(src) as i, open(tmp, 'wb') as o: shutil.copyfileobj(i, o)
-        except (OSError, EOFError) as e:
-            tmp.unlink(missing_ok=True)      # a damaged file leaves nothing behind in the cache
-            raise ValueError(f'{src}: cannot be decompressed ({e})') from e
-        tmp.rename(raw/f)
-    return root
+def read_idx(path # an IDX file, gzipped when its name ends in .gz
+            ) -> Tensor:
+    "The uint8 array stored in the IDX file `path` (MNIST's format)."
+    path = Path(path); data = path.read_bytes()
+    if path.suffix == '.gz':
+        try: data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as e: raise ValueError(f'{path}: cannot be decompressed ({e})') from None
+    ndim = data[3] if len(data) >= 4 and data[:3] == b'\0\0\x08' else 0
+    shape = struct.unpack(f'>{ndim}I', data[4:4 + 4*ndim]) if 0 < ndim and len(data) >= 4 + 4*ndim else None
+    if shape is None or len(data) != 4 + 4*ndim + math.prod(shape):
+        raise ValueError(f'{path}: not an IDX file of unsigned bytes whose header matches its length')
+    return torch.from_numpy(np.frombuffer(data, np.uint8, offset=4 + 4*ndim).reshape(shape).copy())
+
+def write_idx(a,   # an array of unsigned bytes
+              path # the file, gzipped when its name ends in .gz
+             ):
+    "Write `a` as an IDX file: MNIST's format, for small sets of one's own (and tests)."
+    a = np.asarray(a, dtype=np.uint8)
+    data = bytes([0, 0, 8, a.ndim]) + struct.pack(f'>{a.ndim}I', *a.shape) + a.tobytes()
+    Path(path).write_bytes(gzip.compress(data) if str(path).endswith('.gz') else data)
+
+# %% ../nbs/01_data.ipynb #2a5f9b50
+CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
+CLASSES = {'mnist': [f'{i} - {w}' for i, w in enumerate('zero one two three four five six seven eight nine'.split())],
+           'fashion': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+           'cifar10': CIFAR10_CLASSES, 'cifar10-jpeg': CIFAR10_CLASSES}
 
 # %% ../nbs/01_data.ipynb #92725df9
-def _tv_root(name, data_dir, download):
-    "A folder torchvision can read `name` from: a user's torchvision root, the gunzipped cache, or a download."
-    for root in data_roots(data_dir):
-        if all((root/TV_NAMES[name]/'raw'/f).exists() for f in IDX_FILES): return root
-    try: return _gunzip_to_cache(name, data_dir)
-    except FileNotFoundError:
-        if download: return cache_dir()/'torchvision'
-        raise
+def _decode_idx(files) -> dict:
+    "Train and test images (N×1×H×W) and labels from MNIST's four IDX files, in the order of `IDX_FILES`."
+    out = {}
+    for split, (fx, fy) in zip(('train', 'test'), (files[:2], files[2:])):
+        x, y = read_idx(fx), read_idx(fy)
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise ValueError(f'{fx}, {fy}: expected N images and N labels, got shapes {tuple(x.shape)} and {tuple(y.shape)}')
+        out[split] = (x.unsqueeze(1), y.long())
+    return out
 
 def load_mnist_like(name:str,          # 'mnist' or 'fashion'
                     data_dir=None,     # a data folder searched before `$KDNOTES_DATA`
                     download:bool=False # fetch through torchvision when the files are nowhere (needs network)
                    ) -> dict:
-    "Train and test `ImageSet`s of MNIST or Fashion-MNIST, on the CPU."
+    "Train and test `ImageSet`s of MNIST or Fashion-MNIST from their IDX files (uncompressed or gzipped), on the CPU."
     if name not in TV_NAMES: raise ValueError(f'name={name!r}: expected one of {list(TV_NAMES)}')
-    cls, root = getattr(torchvision.datasets, TV_NAMES[name]), _tv_root(name, data_dir, download)
-    sets = {s: cls(root, train=(s == 'train'), download=download) for s in ('train', 'test')}
-    return {s: ImageSet(d.data.unsqueeze(1).contiguous(), d.targets.long(), list(d.classes)) for s, d in sets.items()}
+    find = lambda: [find_data_file([f'{TV_NAMES[name]}/raw/{f}', f'{TV_NAMES[name]}/raw/{f}.gz'], data_dir) for f in IDX_FILES]
+    try: sources = find()
+    except FileNotFoundError:
+        if not download: raise
+        fetch_data([name]); sources = find()
+    return {s: ImageSet(x, y, CLASSES[name]) for s, (x, y) in decoded(name, sources, _decode_idx).items()}
+
+# %% ../nbs/01_data.ipynb #b6125b32
+def _tv_root(name:str, data_dir=None, download:bool=False) -> Path:
+    "A root folder torchvision's MNIST classes read `name` from: the checked data, uncompressed, in the cache."
+    sets, raw = load_mnist_like(name, data_dir, download), cache_dir()/'torchvision'/TV_NAMES[name]/'raw'
+    raw.mkdir(parents=True, exist_ok=True)
+    for f, a in zip(IDX_FILES, [sets['train'].x[:, 0], sets['train'].y, sets['test'].x[:, 0], sets['test'].y]): write_idx(a, raw/f)
+    return raw.parents[1]
 
 # %% ../nbs/01_data.ipynb #c00282fb
-CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
+CIFAR10_BATCHES = [f'data_batch_{i}' for i in range(1, 6)] + ['test_batch']
+
+class _ArrayUnpickler(pickle.Unpickler):
+    "An unpickler for CIFAR-10's batches: dicts, lists, strings and NumPy arrays, nothing that could run code."
+    SAFE = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
+            ('numpy', 'dtype'), ('_codecs', 'encode')}
+    def find_class(self, module, name):
+        if (module, name) in self.SAFE: return super().find_class(module, name)
+        raise pickle.UnpicklingError(f'{module}.{name} is not allowed in a data file')
+
+def read_cifar_batch(path # one batch file of CIFAR-10's python version
+                    ) -> tuple[Tensor, Tensor]:
+    "Images (N×3×32×32, uint8) and labels of one CIFAR-10 batch file, as torchvision downloads it."
+    try:
+        with open(path, 'rb') as f: d = _ArrayUnpickler(f, encoding='latin1').load()
+        x, y = np.asarray(d['data'], dtype=np.uint8), np.asarray(d['labels'], dtype=np.int64)
+    except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise ValueError(f'{path}: not a CIFAR-10 batch ({type(e).__name__}: {e})') from None
+    if x.ndim != 2 or x.shape[1] != 3*32*32 or y.shape != (len(x),):
+        raise ValueError(f'{path}: expected N×3072 image bytes and N labels, got shapes {x.shape} and {y.shape}')
+    return torch.from_numpy(x.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(y)
+
+def write_cifar_batch(x:Tensor, # images, N×3×32×32 uint8
+                      y:Tensor, # labels, N
+                      path):
+    "Write a CIFAR-10 batch file (torchvision's format): for small sets of one's own (and tests)."
+    d = {'batch_label': Path(path).name, 'labels': [int(v) for v in y], 'data': np.asarray(x, dtype=np.uint8).reshape(len(x), -1),
+         'filenames': [f'{i}.png' for i in range(len(x))]}
+    with open(path, 'wb') as f: pickle.dump(d, f, protocol=2)
+
+def load_cifar10(data_dir=None,      # a data folder searched before `$KDNOTES_DATA`
+                 download:bool=False # fetch it through torchvision when it is nowhere (needs network)
+                ) -> dict:
+    "Train and test `ImageSet`s of the original CIFAR-10 (torchvision's `cifar-10-batches-py/`), each file checked against its manifest."
+    find = lambda: [find_data_file(f'cifar-10-batches-py/{f}', data_dir) for f in CIFAR10_BATCHES]
+    try: sources = find()
+    except FileNotFoundError:
+        if not download: raise
+        fetch_data(['cifar10']); sources = find()
+    batches = [read_cifar_batch(f) for f in sources]
+    return {'train': ImageSet(*map(torch.cat, zip(*batches[:5])), CIFAR10_CLASSES), 'test': ImageSet(*batches[5], CIFAR10_CLASSES)}
 
 def _decode_cifar_tar(path):
     "Decode a `{train,test}/<class>/*.jpg` tar into uint8 tensors, ordered by split, class and file name."
     out = {s: ([], []) for s in ('train', 'test')}
-    with tarfile.open(path) as tar:
-        members = sorted((m for m in tar if m.name.endswith('.jpg')), key=lambda m: m.name)
-        for m in members:
-            split, cls = Path(m.name).parts[-3:-1]
-            img = torchvision.io.decode_jpeg(torch.frombuffer(bytearray(tar.extractfile(m).read()), dtype=torch.uint8))
-            out[split][0].append(img); out[split][1].append(CIFAR10_CLASSES.index(cls))
-    return {s: (torch.stack(x), torch.tensor(y)) for s, (x, y) in out.items()}
+    try:
+        with tarfile.open(path) as tar:
+            members = sorted((m for m in tar if m.name.endswith('.jpg')), key=lambda m: m.name)
+            for m in members:
+                split, cls = Path(m.name).parts[-3:-1]
+                img = torchvision.io.decode_jpeg(torch.frombuffer(bytearray(tar.extractfile(m).read()), dtype=torch.uint8))
+                out[split][0].append(img); out[split][1].append(CIFAR10_CLASSES.index(cls))
+        return {s: (torch.stack(x), torch.tensor(y)) for s, (x, y) in out.items()}
+    except (tarfile.TarError, lzma.LZMAError, EOFError, OSError, RuntimeError, ValueError, KeyError) as e:
+        raise ValueError(f'{path}: not a readable CIFAR-10 JPEG archive ({type(e).__name__}: {e})') from None
 
 # %% ../nbs/01_data.ipynb #1eaa482a
 def load_cifar10_jpeg(data_dir=None # a data folder searched before `$KDNOTES_DATA`
                      ) -> dict:
     "Train and test `ImageSet`s of the CIFAR-10 JPEG copy, decoded once into the cache."
     src = find_data_file('cifar10-jpeg.tar.xz', data_dir)
-    cached = cache_dir()/f'cifar10-jpeg-{sha256(src)[:12]}.pt'
-    if not cached.exists():
-        torch.save(_decode_cifar_tar(src), cached.with_suffix('.partial'))
-        cached.with_suffix('.partial').rename(cached)
-    d = torch.load(cached)
-    return {s: ImageSet(x, y, CIFAR10_CLASSES) for s, (x, y) in d.items()}
+    return {s: ImageSet(x, y, CIFAR10_CLASSES) for s, (x, y) in decoded('cifar10-jpeg', [src], lambda f: _decode_cifar_tar(f[0])).items()}
+
+def _cifar10_original_or_jpeg(data_dir, download):
+    "The original CIFAR-10 where it is found, else the JPEG copy (saying so); and the name of the copy."
+    try: return load_cifar10(data_dir, download), 'cifar10'
+    except FileNotFoundError as original:
+        try: sets = load_cifar10_jpeg(data_dir)
+        except FileNotFoundError as jpeg: raise FileNotFoundError(f'cifar10: neither the original ({original}) nor the JPEG copy ({jpeg})') from None
+    print('cifar10: the original is not in any data folder; using the JPEG copy, cifar10-jpeg (kdnotes data fetch cifar10 gets the original)',
+          file=sys.stderr)
+    return sets, 'cifar10-jpeg'
 
 # %% ../nbs/01_data.ipynb #12d84847
 MINI_SIZES = {'mnist': (2000, 500), 'fashion': (2000, 500), 'cifar10-jpeg': (600, 200)}
+MINI_OF = {'cifar10': 'cifar10-jpeg'}   # the mini set a name reads: the original CIFAR-10's is the JPEG copy's
 MINI_PATH = files('kdnotes')/'assets'/'mini.npz'
-LOADERS = {'mnist': lambda d, dl: load_mnist_like('mnist', d, dl), 'fashion': lambda d, dl: load_mnist_like('fashion', d, dl),
-           'cifar10-jpeg': lambda d, dl: load_cifar10_jpeg(d)}
+LOADERS = {'mnist': lambda d, dl: (load_mnist_like('mnist', d, dl), 'mnist'), 'fashion': lambda d, dl: (load_mnist_like('fashion', d, dl), 'fashion'),
+           'cifar10': _cifar10_original_or_jpeg, 'cifar10-jpeg': lambda d, dl: (load_cifar10_jpeg(d), 'cifar10-jpeg')}
 
 def build_mini_set(out=MINI_PATH, data_dir=None, seed=0):
     "Write the embedded mini set: a fixed random sample of each full data set's train and test images."
     g, arrays = torch.Generator().manual_seed(seed), {}
     for name, sizes in MINI_SIZES.items():
-        for split, (s, n) in zip(('train', 'test'), zip(LOADERS[name](data_dir, False).values(), sizes)):
+        for split, (s, n) in zip(('train', 'test'), zip(LOADERS[name](data_dir, False)[0].values(), sizes)):
             idx = torch.randperm(len(s), generator=g)[:n].sort().values
             arrays[f'{name}/{split}/x'], arrays[f'{name}/{split}/y'] = s.x[idx].numpy(), s.y[idx].numpy().astype(np.uint8)
     np.savez_compressed(out, **arrays)
 
-# %% ../nbs/01_data.ipynb #2a5f9b50
-CLASSES = {'mnist': [f'{i} - {w}' for i, w in enumerate('zero one two three four five six seven eight nine'.split())],
-           'fashion': ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
-           'cifar10-jpeg': CIFAR10_CLASSES}
-
 # %% ../nbs/01_data.ipynb #840d843c
-def load_mini(name:str # 'mnist', 'fashion' or 'cifar10-jpeg'
+def load_mini(name:str # 'mnist', 'fashion', 'cifar10' or 'cifar10-jpeg'
              ) -> dict:
     "Train and test `ImageSet`s of the embedded mini set of `name`."
+    name = MINI_OF.get(name, name)
     with np.load(MINI_PATH) as z:
         return {s: ImageSet(torch.from_numpy(z[f'{name}/{s}/x']), torch.from_numpy(z[f'{name}/{s}/y']).long(), CLASSES[name])
                 for s in ('train', 'test')}
 
 # %% ../nbs/01_data.ipynb #697efb21
-def load_dataset(name:str,            # 'mnist', 'fashion' or 'cifar10-jpeg'
+def load_dataset(name:str,            # 'mnist', 'fashion', 'cifar10' (the original where found) or 'cifar10-jpeg'
                  source:str='full',   # 'full' (real data) or 'mini' (the embedded subset)
                  data_dir=None,       # a data folder searched before `$KDNOTES_DATA`
                  device='cpu',        # where the tensors live
-                 download:bool=False  # let torchvision fetch MNIST/Fashion-MNIST when missing (needs network)
+                 download:bool=False  # let torchvision fetch MNIST, Fashion-MNIST or CIFAR-10 when missing (needs network)
                 ) -> dict:
-    "Train and test `ImageSet`s of `name` on `device`."
+    "Train and test `ImageSet`s of `name` on `device`; the copy read is noted in `DATA_USED`."
     if name not in LOADERS: raise ValueError(f'name={name!r}: expected one of {list(LOADERS)}')
     if source not in ('full', 'mini'): raise ValueError(f"source={source!r}: expected 'full' or 'mini'")
-    sets = load_mini(name) if source == 'mini' else LOADERS[name](data_dir, download)
+    sets, DATA_USED[name] = (load_mini(name), f'{MINI_OF.get(name, name)} (mini set)') if source == 'mini' else LOADERS[name](data_dir, download)
     return {k: s.to(device) for k, s in sets.items()}
 
 # %% ../nbs/01_data.ipynb #e64bd316
@@ -192,3 +306,40 @@ def epoch_batches(n:int,          # number of examples
     "Index batches `(k, B)` of one epoch, each run shuffled by its own generator."
     perms = torch.stack([torch.randperm(n, generator=g) for g in generators])
     return perms.split(bs, dim=1)
+
+# %% ../nbs/01_data.ipynb #cc7dffef
+def _fetch_vgg19(dest):
+    "torchvision's ImageNet VGG-19 weights into `dest`, their sha256 prefix checked."
+    url = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
+    torch.hub.download_url_to_file(url, str(dest/Path(url).name), hash_prefix=Path(url).stem.rsplit('-', 1)[1])
+
+FETCH = {  # name -> (download into a data folder, the paths it leaves there)
+    'mnist': (lambda d: torchvision.datasets.MNIST(d, download=True), ['MNIST/raw']),
+    'fashion': (lambda d: torchvision.datasets.FashionMNIST(d, download=True), ['FashionMNIST/raw']),
+    'cifar10': (lambda d: torchvision.datasets.CIFAR10(d, download=True), ['cifar-10-batches-py', 'cifar-10-python.tar.gz']),
+    'imagenette': (lambda d: (d/'imagenette2').is_dir() or torchvision.datasets.Imagenette(d, download=True), ['imagenette2', 'imagenette2.tgz']),
+    'vgg19': (_fetch_vgg19, ['vgg19-dcbb9e9d.pth'])}
+
+def _files(p:Path) -> list[Path]:
+    return [p] if p.is_file() else sorted(f for f in p.rglob('*') if f.is_file())
+
+def fetch_data(names:list, # some of 'mnist', 'fashion', 'cifar10', 'imagenette', 'vgg19'
+               dest=None   # the data folder (else `fetched_data_dir()`, which every loader searches)
+              ) -> Path:
+    "Download `names` through torchvision into `dest` and list every file they left there in its MANIFEST.json; the manifest."
+    if not names or (unknown := [n for n in names if n not in FETCH]): raise ValueError(f'names={list(names)}: expected some of {list(FETCH)}')
+    dest = Path(dest) if dest else fetched_data_dir()
+    manifest = read_manifest(dest) or {}                  # a damaged manifest is named before anything is downloaded
+    for n in names:
+        if theirs := [f for p in FETCH[n][1] for f in _files(dest/p) if f.relative_to(dest).as_posix() not in manifest]:
+            raise ValueError(f'{theirs[0]}: already there and not listed in {dest/"MANIFEST.json"}; fetch {n} into another folder')
+    dest.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        download, paths = FETCH[n]
+        try: download(dest)
+        except (OSError, RuntimeError) as e:              # a URLError (no network) is an OSError
+            raise ValueError(f"{n}: the download through torchvision failed ({' '.join(str(e).split())}); "
+                             f"without network, copy its files into {dest} by hand") from None
+        manifest |= {f.relative_to(dest).as_posix(): dict(bytes=f.stat().st_size, sha256=sha256(f)) for p in paths for f in _files(dest/p)}
+        save_json(dict(sorted(manifest.items())), dest/'MANIFEST.json')
+    return dest/'MANIFEST.json'

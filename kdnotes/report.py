@@ -18,10 +18,10 @@ from .presets import STUDY_SIZE
 from .train import integral_criterion, mean_std
 
 # %% auto #0
-__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED', 'summarise', 'pm',
-           'why', 'comparison', 'md_table', 'difference', 'plot_curves', 'summary', 'render', 'results_folders',
-           'results_table', 'added', 'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links',
-           'readme_text', 'write_readme']
+__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'METRICS_KEYS', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED',
+           'summarise', 'pm', 'why', 'comparison', 'md_table', 'difference', 'plot_curves', 'summary', 'read_metrics',
+           'render', 'results_folders', 'check_results_folders', 'results_table', 'added', 'added_table', 'markers',
+           'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -188,11 +188,23 @@ def summary(metrics:dict) -> pd.DataFrame:
                           'runs': len(h[_CURVE[next(iter(s))]]), **{METRICS[m]: pm(v, DIGITS.get(m, 3)) for m, v in s.items()}})
     return pd.DataFrame(lines).fillna('—')
 
+# %% ../nbs/10_report.ipynb #b4cbfc7a
+METRICS_KEYS = {'experiment': str, 'preset': str, 'rows': dict, 'histories': dict}
+
+def read_metrics(folder # a results folder
+                ) -> dict:
+    "The metrics.json of `folder`, checked: a damaged or incomplete file is a ValueError naming it."
+    f = Path(folder)/'metrics.json'
+    m = load_json(f)
+    if bad := [k for k, t in METRICS_KEYS.items() if not isinstance(m, dict) or not isinstance(m.get(k), t)]:
+        raise ValueError(f"{f}: no valid {', '.join(bad)}; the file is damaged or not a kdnotes metrics.json")
+    return m
+
 # %% ../nbs/10_report.ipynb #585c1c80
 def render(results_dir # a folder holding metrics.json
           ) -> pd.DataFrame:
     "Write the tables and figures of a results folder from its metrics.json; return the comparison."
-    d = Path(results_dir); metrics = load_json(d/'metrics.json')
+    d = Path(results_dir); metrics = read_metrics(d)
     (d/'tables').mkdir(exist_ok=True); (d/'figures').mkdir(exist_ok=True)
     cmp = comparison(metrics)
     (d/'tables'/'comparison.md').write_text(md_table(cmp)); cmp.to_csv(d/'tables'/'comparison.csv', index=False)
@@ -214,11 +226,21 @@ def results_folders(root='results') -> list[Path]:
     rank = lambda d: 0 if d.name == 'paper' else 2 if d.name == 'smoke' else 1
     return [d for ds in found.values() for d in ds if rank(d) == min(map(rank, ds))]
 
+def check_results_folders(root='results') -> list[Path]:
+    "Every results folder `root/<experiment>/<preset>`, checked: its metrics.json whole and naming the experiment and preset of its place."
+    folders = [m.parent for m in sorted(Path(root).glob('[!.]*/[!.]*/metrics.json'))]
+    for d in folders:
+        m = read_metrics(d)
+        if (m['experiment'], m['preset']) != (d.parent.name, d.name):
+            raise ValueError(f"{d/'metrics.json'}: names {m['experiment']} ({m['preset']}) but lies in {d.parent.name}/{d.name}; "
+                             'move it to its own place or remove it')
+    return folders
+
 def results_table(root='results') -> str:
     "Markdown table of every claim beside our numbers, over all results folders under `root`."
     frames = []
     for d in results_folders(root):
-        metrics = load_json(d/'metrics.json')
+        metrics = read_metrics(d)
         cmp = comparison(metrics)
         if len(cmp): frames.append(cmp.assign(experiment=metrics['experiment'], preset=metrics['preset']))
     if not frames: raise ValueError(f'{root}: no results folder with a metrics.json that a study claim refers to')
@@ -311,7 +333,7 @@ def added(metrics:dict # a results folder's metrics.json
 def added_table(root='results') -> str:
     "Markdown table of every added row, over all results folders under `root`."
     frames = [df.assign(experiment=m['experiment'], preset=m['preset']) for d in results_folders(root)
-              if len(df := added(m := load_json(d/'metrics.json')))]
+              if len(df := added(m := read_metrics(d)))]
     if not frames: return 'No results folder holds a row of `kdnotes.report.ADDED` yet.\n'
     df = pd.concat(frames, ignore_index=True)
     first = ['experiment', 'preset']
