@@ -16,7 +16,7 @@ from .train import evaluate
 # %% auto #0
 __all__ = ['T_MIN', 'T_MAX', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'train_student']
+           'fit_full_batch', 'SplineSchedule', 'train_student']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -165,6 +165,48 @@ def _batch(data, it:int):
     "The batch of iteration `it` and its `vmap` axis: a tuple is shared by the runs, a function gives per-run batches."
     return (data, None) if isinstance(data, tuple) else (data(it), 0)
 
+def _hypergrad_step(base:nn.Module, params:dict, raw:Tensor, # the students' architecture, parameters `(k, ...)` and raw λ `(k, 3)`
+                    opt, on:Tensor,   # the meta-optimiser over `raw`; the runs taking the step, a `(k,)` mask
+                    batches:tuple,    # `((train, axis), (val, axis))` of this iteration (see `_batch`)
+                    it:int, steps:int, lr:float, soft_ce:bool, grad_mode:str, clip:float):
+    "One meta-optimiser step on the raw λ of the runs `on`, from their hypergradients (vmapped over the runs, clipped to ±clip)."
+    (tr, tr_dim), (va, va_dim) = batches
+    k, rows = len(raw), on.nonzero()[:, 0]
+    pick = lambda batch, d: batch if d is None or len(rows) == k else tuple(v[rows] for v in batch)
+    sub = params if on.all() else {name: p[rows] for name, p in params.items()}
+    one = lambda p, r, tr, va: hypergrad(base, p, r, tr, va, steps, lr, soft_ce, grad_mode)[0]
+    g = vmap(one, (0, 0, tr_dim, va_dim))(sub, raw.detach()[rows], pick(tr, tr_dim), pick(va, va_dim)).clamp(-clip, clip)
+    if not torch.isfinite(g).all(): raise ValueError(f"iteration {it}: hypergradient not finite (lr={lr}, meta_lr={opt.defaults['lr']})")
+    raw.grad = raw.new_zeros(k, 3).index_copy(0, rows, g)
+    opt.step()
+
+# %% ../nbs/09_hyper.ipynb #9f40fc21
+class SplineSchedule:
+    "Spline mode's λ: per run, a hypergradient epoch every `n` epochs of `epoch_size` iterations, the line fitted to it in between."
+    def __init__(self, epoch_size:Tensor, n:Tensor, # `(k,)` iterations per epoch and epochs per cycle of every run
+                 raw:Tensor                          # `(k, 3)` raw meta-parameters, changed in place by `follow`
+                ):
+        self.E, self.N, k = epoch_size, n, len(raw)
+        self.traj, self.line = raw.new_zeros(int(epoch_size.max()), k, 3), raw.new_zeros(2, k, 3)   # the epoch's record; (intercept, slope)
+        self.start = torch.zeros(k, dtype=torch.long, device=raw.device)                            # iteration the line counts from
+
+    def hyper_runs(self, it:int) -> Tensor:
+        "The `(k,)` mask of the runs in a hypergradient epoch at iteration `it`."
+        return (it // self.E) % self.N == 0
+
+    @torch.no_grad()
+    def follow(self, it:int, raw:Tensor, on:Tensor):
+        "After iteration `it`'s meta-step: the runs off hypergradients onto their line; those `on` recorded, and their line refitted where their epoch ends."
+        j = it % self.E
+        off, rows = (~on).nonzero()[:, 0], on.nonzero()[:, 0]
+        raw[off] = self.line[0, off] + self.line[1, off]*(it - self.start[off]).to(raw)[:, None]
+        self.traj[j[rows], rows] = raw[rows]
+        ends = rows[j[rows] == self.E[rows] - 1]                     # runs finishing a hypergradient epoch
+        for e in self.E[ends].unique().tolist():
+            r = ends[self.E[ends] == e]
+            self.line[:, r] = torch.stack(fit_line(self.traj[:e, r])); self.start[r] = it - e + 1
+
+# %% ../nbs/09_hyper.ipynb #d57198c1
 def train_student(model:Stacked,    # k students (restarts), trained in place
                   train,            # (x, y, teacher_logits) used as one batch, or a function `it -> ` per-run batches `(k, B, ...)`
                   val,              # (x, y): the validation batch of the meta-objective, or a function `it -> ` per-run batches
@@ -196,34 +238,14 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
     params = {name: p.detach().clone() for name, p in model.params.items()}
     raw = raw_params(lam).to(model.parameters()[0]).expand(k, 3).clone().requires_grad_(mode != 'fixed')
     opt = {'sgd': torch.optim.SGD, 'adam': torch.optim.Adam}[meta_opt]([raw], lr=meta_lr) if mode != 'fixed' else None
-    hyper = lambda p, r, tr, va, dims: vmap(lambda p, r, tr, va: hypergrad(base, p, r, tr, va, steps, lr, soft_ce, grad_mode)[0],
-                                            (0, 0) + dims)(p, r, tr, va)
+    spline = SplineSchedule(E, N, raw) if mode == 'spline' else None
     student_step = lambda p, r, tr, d: vmap(lambda p, r, tr: sgd_unroll(base, p, r, tr, 1, lr, soft_ce), (0, 0, d))(p, r, tr)
-    pick = lambda batch, d, rows: batch if d is None or len(rows) == k else tuple(v[rows] for v in batch)
     metrics, lams = [evaluate(Stacked.from_params(base, params), test, 2000)], [meta_params(raw.detach())]
-    traj, line, start = raw.new_zeros(int(E.max()), k, 3), raw.new_zeros(2, k, 3), torch.zeros(k, dtype=torch.long, device=dev)
     for it in range(iterations):
-        epoch, j = it // E, it % E
-        on = torch.full((k,), mode == 'hyper', device=dev) if mode != 'spline' else epoch % N == 0   # runs taking a hypergradient step
+        on = spline.hyper_runs(it) if spline else torch.full((k,), mode == 'hyper', device=dev)   # runs taking a hypergradient step
         tr, tr_dim = _batch(train, it)
-        if on.any():
-            rows = on.nonzero()[:, 0]
-            va, va_dim = _batch(val, it)
-            sub = params if on.all() else {name: p[rows] for name, p in params.items()}
-            g = hyper(sub, raw.detach()[rows], pick(tr, tr_dim, rows), pick(va, va_dim, rows), (tr_dim, va_dim)).clamp(-clip, clip)
-            if not torch.isfinite(g).all(): raise ValueError(f'iteration {it}: hypergradient not finite (lr={lr}, meta_lr={meta_lr})')
-            raw.grad = raw.new_zeros(k, 3).index_copy(0, rows, g)
-            opt.step()
-        if mode == 'spline':
-            with torch.no_grad():
-                off = (~on).nonzero()[:, 0]
-                raw[off] = line[0, off] + line[1, off]*(it - start[off]).to(raw)[:, None]
-                rows = on.nonzero()[:, 0]
-                traj[j[rows], rows] = raw[rows]
-                ends = rows[j[rows] == E[rows] - 1]                     # runs finishing a hypergradient epoch
-                for e in E[ends].unique().tolist():
-                    r = ends[E[ends] == e]
-                    line[:, r] = torch.stack(fit_line(traj[:e, r])); start[r] = it - e + 1
+        if on.any(): _hypergrad_step(base, params, raw, opt, on, ((tr, tr_dim), _batch(val, it)), it, steps, lr, soft_ce, grad_mode, clip)
+        if spline: spline.follow(it, raw, on)
         params = student_step(params, raw.detach(), tr, tr_dim)
         lams.append(meta_params(raw.detach()))
         if (it + 1) % record_every == 0: metrics.append(evaluate(Stacked.from_params(base, params), test, 2000))
