@@ -16,12 +16,12 @@ from IPython.display import Image, Markdown, display
 
 from .core import RunStates, atomic_dir, cache_dir, get_device, provenance, results_dir, save_json, settings_key
 from .data import ImageSet, load_dataset
-from .mtt import ConvNetD3, FlatNet, Preprocess
+from .mtt import DSA, ConvNetD3, FlatNet, Preprocess, train_experts
 from .presets import get_preset
 from .report import md_table, render
 
 # %% auto #0
-__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates']
+__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts']
 
 # %% ../nbs/14_experiment.ipynb #f43607fd
 class Experiment:
@@ -152,3 +152,13 @@ class MTTStates:
     def close(self):
         "Remove the scratch folder, if there is one."
         if self._scratch: self._scratch.cleanup()
+
+# %% ../nbs/14_experiment.ipynb #8d4aa130
+def mtt_experts(data:MTTData, states:MTTStates,
+                experts:dict,       # the preset's `experts` settings: n, epochs, lr, bs, seed, group
+                progress:bool=True) -> tuple[Tensor, list]:
+    "The expert trajectories `(n, epochs + 1, P)` of the preset, trained on `data` or read back from `states`' buffer, and their seeds."
+    seeds = [experts['seed'] + i for i in range(experts['n'])]
+    traj = train_experts(data.net, data.X, data.Y, states.experts(), seeds, experts['epochs'], lr=experts['lr'], bs=experts['bs'],
+                         dsa=DSA(), group=experts.get('group'), progress=progress)
+    return traj, seeds

@@ -4,11 +4,14 @@
 
 # %% ../nbs/09_hyper.ipynb #4e79ce3e
 from __future__ import annotations
+import math, time
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
+from .core import seed_stream
+from .data import ImageSet, epoch_batches
 from .losses import kd_loss, soft_cross_entropy
 from .models import Stacked
 from .train import evaluate
@@ -16,7 +19,7 @@ from .train import evaluate
 # %% auto #0
 __all__ = ['T_MIN', 'T_MAX', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'SplineSchedule', 'train_student']
+           'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches', 'train_student_epochs']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -253,3 +256,40 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
         for name, p in model.params.items(): p.copy_(params[name])
     return {'test_acc': torch.stack([m[0] for m in metrics], 1).cpu(), 'test_ce': torch.stack([m[1] for m in metrics], 1).cpu(),
             'lam': torch.stack(lams, 1).cpu()}
+
+# %% ../nbs/09_hyper.ipynb #2b57cb07
+def shuffled_batches(images:ImageSet, # the image set, on the device
+                     idx:Tensor,       # the indices of the images the runs train on, on the device
+                     seeds:list,       # one batch-order seed per run
+                     bs:int,           # batch size
+                     transform=None,   # applied to every batch of images, e.g. a normalisation
+                     logits:Tensor=None # teacher logits `(len(images), C)`, returned with each batch
+                    ):
+    "A function `it -> ` per-run batches `(x, y[, teacher logits])` of `images[idx]`, every run reshuffling every epoch."
+    gens, per_epoch, cur = [torch.Generator().manual_seed(s) for s in seeds], math.ceil(len(idx)/bs), {}
+    def batch(it):
+        epoch, j = divmod(it, per_epoch)
+        if cur.get('epoch') != epoch: cur['epoch'], cur['batches'] = epoch, epoch_batches(len(idx), bs, gens)
+        i = idx[cur['batches'][j].to(idx.device)]
+        x, y = images.batch(i)
+        return (x if transform is None else transform(x), y) + (() if logits is None else (logits[i],))
+    return batch
+
+def train_student_epochs(make,          # builds one student
+                         seeds:list,    # one per run: initialisation and batch order
+                         images:ImageSet, idx:Tensor, # the image set and the indices the runs train on
+                         val_idx:Tensor,# the indices of the validation images of the meta-objective
+                         test:tuple,    # (x, y): evaluated once an epoch
+                         lam, mode:str, # starting λ and mode, as in `train_student`
+                         epochs:int, bs:int,
+                         logits:Tensor=None, # teacher logits on `images`
+                         transform=None,     # applied to every batch of images
+                         **kwargs       # passed on to `train_student` (epoch_size, n, lr, meta_lr, clip, ...)
+                        ) -> dict:
+    "`train_student` of `len(seeds)` fresh students over `epochs` epochs of `shuffled_batches`; its history and wall time `seconds`."
+    model, per_epoch = Stacked.from_seeds(make, seeds, images.x.device), math.ceil(len(idx)/bs)
+    t0 = time.perf_counter()
+    h = train_student(model, shuffled_batches(images, idx, seeds, bs, transform, logits),
+                      shuffled_batches(images, val_idx, seed_stream('validation', seeds), bs, transform), test, lam, mode,
+                      iterations=epochs*per_epoch, record_every=per_epoch, **kwargs)
+    return h | {'seconds': time.perf_counter() - t0}

@@ -19,9 +19,9 @@ from .train import integral_criterion, mean_std
 
 # %% auto #0
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED', 'summarise', 'pm',
-           'why', 'comparison', 'md_table', 'difference', 'effect', 'clear_sign', 'plot_curves', 'band', 'image_grid',
-           'plot_distillation', 'summary', 'render', 'results_folders', 'results_table', 'added', 'added_table',
-           'markers', 'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
+           'why', 'comparison', 'md_table', 'difference', 'last_difference', 'effect', 'clear_sign', 'plot_curves',
+           'band', 'image_grid', 'plot_distillation', 'summary', 'render', 'results_folders', 'results_table', 'added',
+           'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -156,12 +156,18 @@ def difference(a, # per-run values of the first row
     return float(b.mean() - a.mean()), float(se)
 
 # %% ../nbs/10_report.ipynb #67b8cc7e
-def effect(a:dict, b:dict,       # histories of two rows: curves `(runs, epochs + 1)`
-           key:str='test_acc',   # the curve compared at its last epoch
+def last_difference(a:dict, b:dict,     # histories of two rows: curves `(runs, epochs + 1)`
+                    key:str='test_acc', # the curve compared at its last epoch
+                    paired:bool=False   # run r of both rows shares its randomness (see `difference`)
+                   ) -> tuple[float, float]:
+    "`b − a` of the last-epoch `key`: the difference of the means over runs, and its standard error."
+    return difference(np.asarray(a[key])[:, -1], np.asarray(b[key])[:, -1], paired)
+
+def effect(a:dict, b:dict, key:str='test_acc',
            scale:float=100.,     # units: 100 turns accuracy into points
            digits:int=2, paired:bool=False) -> str:
-    "`b − a` of the last-epoch `key`, mean over runs ± its standard error, as text."
-    d, se = difference(np.asarray(a[key])[:, -1], np.asarray(b[key])[:, -1], paired)
+    "`last_difference` of two rows as text, '+d ± se' in `scale`'s units."
+    d, se = last_difference(a, b, key, paired)
     return f'{scale*d:+.{digits}f} ± {scale*se:.{digits}f}'
 
 def clear_sign(d:float, se:float) -> int:
