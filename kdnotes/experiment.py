@@ -16,12 +16,14 @@ from IPython.display import Image, Markdown, display
 
 from .core import RunStates, atomic_dir, cache_dir, get_device, provenance, results_dir, save_json, settings_key
 from .data import ImageSet, load_dataset
+from .gtn import peak_memory
 from .mtt import DSA, ConvNetD3, FlatNet, Preprocess, train_experts
 from .presets import get_preset
 from .report import md_table, render
 
 # %% auto #0
-__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts']
+__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts', 'seconds_per_call',
+           'peak_bytes_per_call']
 
 # %% ../nbs/14_experiment.ipynb #f43607fd
 class Experiment:
@@ -162,3 +164,21 @@ def mtt_experts(data:MTTData, states:MTTStates,
     traj = train_experts(data.net, data.X, data.Y, states.experts(), seeds, experts['epochs'], lr=experts['lr'], bs=experts['bs'],
                          dsa=DSA(), group=experts.get('group'), progress=progress)
     return traj, seeds
+
+# %% ../nbs/14_experiment.ipynb #6df8aeaa
+def _sync(device):
+    if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+
+def seconds_per_call(fn, args:tuple, # the call `fn(*args)` to time
+                     calls:int, device) -> float:
+    "Mean seconds of `calls` calls of `fn(*args)` after one warm-up call (CUDA work waited for)."
+    fn(*args); _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(calls): fn(*args)
+    _sync(device)
+    return (time.perf_counter() - t0)/calls
+
+def peak_bytes_per_call(fn, args:tuple, device) -> int:
+    "Peak bytes one call of `fn(*args)` allocates, measured after one warm-up call."
+    fn(*args)
+    return peak_memory(lambda: fn(*args), device)[1]

@@ -5,6 +5,8 @@
 # %% ../nbs/09_hyper.ipynb #4e79ce3e
 from __future__ import annotations
 import math, time
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -17,9 +19,10 @@ from .models import Stacked
 from .train import evaluate
 
 # %% auto #0
-__all__ = ['T_MIN', 'T_MAX', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
+__all__ = ['T_MIN', 'T_MAX', 'LAM_NAMES', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches', 'train_student_epochs']
+           'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches', 'train_student_epochs', 'plot_lam',
+           'plot_random_lam']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -293,3 +296,40 @@ def train_student_epochs(make,          # builds one student
                       shuffled_batches(images, val_idx, seed_stream('validation', seeds), bs, transform), test, lam, mode,
                       iterations=epochs*per_epoch, record_every=per_epoch, **kwargs)
     return h | {'seconds': time.perf_counter() - t0}
+
+# %% ../nbs/09_hyper.ipynb #abc3ec21
+LAM_NAMES = ['β1', 'β2', 'T']
+
+def plot_lam(rows:dict,              # a row of panels per entry: its name -> {mode: λ `(k, iterations + 1, 3)`}
+             components=(0, 1, 2),   # which of β1, β2, T get a panel
+             title:str=''):
+    "λ of every run against iteration: a panel per row and component, one colour per mode."
+    fig, axs = plt.subplots(len(rows), len(components), figsize=(4.2*len(components), 3.2*len(rows)), squeeze=False)
+    for i, (row, modes) in enumerate(rows.items()):
+        for j, c in enumerate(components):
+            for n, lam in enumerate(modes.values()): axs[i, j].plot(np.asarray(lam, float)[..., c].T, color=f'C{n + 2}', lw=.7, alpha=.7)
+            colours = ', '.join(f"{['green', 'red', 'purple'][n]}: {m}" for n, m in enumerate(modes))
+            axs[i, j].set_title(f'{LAM_NAMES[c]}{", " + row if row else ""} ({colours})', fontsize=8); axs[i, j].set_xlabel('iteration')
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    return fig
+
+def plot_random_lam(runs:dict,   # teacher name -> (λ `(k, 3)`, last-epoch accuracy `(k,)`) of its random-λ runs
+                    alone,       # last-epoch accuracy of the runs without distillation (β2 = 0)
+                    title:str) -> tuple:
+    "Figs 6–7 (accuracy against β2, β1 and log10 T, a colour per teacher) and Fig. 8 (accuracy over log10 T and β2, a panel per teacher)."
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
+    for n, (t, (L, a)) in enumerate(runs.items()):
+        L = np.asarray(L, float)
+        for axis, x in zip(ax, (L[:, 1], L[:, 0], np.log10(L[:, 2]))): axis.scatter(x, a, color=f'C{n}', s=14, label=f'KD ← {t}')
+    ax[0].scatter(np.zeros(len(alone)), alone, color='k', marker='x', label='no distillation')
+    for axis, xl, t in zip(ax, ['β2 (weight of the KD term)', 'β1 (weight of the CE)', 'log10 T'],
+                           ['Fig. 6: accuracy vs β', 'Fig. 6: accuracy vs β1', 'Fig. 7: accuracy vs temperature']):
+        axis.set(xlabel=xl, ylabel='test accuracy'); axis.set_title(t, fontsize=9)
+    ax[0].legend(fontsize=7); fig.suptitle(f'random λ, last-epoch test accuracy per run — {title}', fontsize=10); fig.tight_layout()
+    fig8, ax = plt.subplots(1, len(runs), figsize=(5*len(runs), 3.6), squeeze=False)
+    for axis, (t, (L, a)) in zip(ax[0], runs.items()):
+        L = np.asarray(L, float)
+        fig8.colorbar(axis.scatter(np.log10(L[:, 2]), L[:, 1], c=a, cmap='viridis', s=24), ax=axis, label='test accuracy')
+        axis.set(xlabel='log10 T', ylabel='β2'); axis.set_title(f'Fig. 8: teacher {t}', fontsize=9)
+    fig8.suptitle(f'random λ — {title}', fontsize=10); fig8.tight_layout()
+    return fig, fig8

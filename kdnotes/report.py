@@ -20,8 +20,9 @@ from .train import integral_criterion, mean_std
 # %% auto #0
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED', 'summarise', 'pm',
            'why', 'comparison', 'md_table', 'difference', 'last_difference', 'effect', 'clear_sign', 'plot_curves',
-           'band', 'image_grid', 'plot_distillation', 'summary', 'render', 'results_folders', 'results_table', 'added',
-           'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
+           'band', 'image_grid', 'plot_distillation', 'heatmaps', 'summary', 'render', 'results_folders',
+           'results_table', 'added', 'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links',
+           'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -239,6 +240,22 @@ def plot_distillation(runs:dict, # row -> a distillation's result, with per-iter
     axs[0].set(xlabel='iteration', ylabel=f'matching loss (running mean of {w})'); axs[1].set(xlabel='iteration', ylabel='learned step size')
     for a in axs: a.grid(alpha=.3)
     axs[0].legend(fontsize=7, ncol=2); fig.suptitle(title, fontsize=9); fig.tight_layout()
+    return fig
+
+def heatmaps(panels:dict,          # panel title -> (values `(len(ys), len(xs))`, the text written in each cell, same shape)
+             xs:list, ys:list,     # the grid's column and row labels
+             xlabel:str, ylabel:str, title:str='',
+             label:str=''          # what the colour bar measures
+            ):
+    "Heat maps of one grid, a panel per entry, each cell annotated with its text."
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.5*len(panels), 3.4), squeeze=False)
+    for ax, (t, (values, text)) in zip(axs[0], panels.items()):
+        m = np.asarray(values, float)
+        im = ax.imshow(m, cmap='viridis', aspect='auto')
+        for i, j in np.ndindex(m.shape): ax.text(j, i, text[i][j], ha='center', va='center', fontsize=8, color='w' if m[i, j] < m.mean() else 'k')
+        ax.set(xticks=range(len(xs)), xticklabels=xs, yticks=range(len(ys)), yticklabels=ys, xlabel=xlabel, ylabel=ylabel)
+        ax.set_title(t, fontsize=9); fig.colorbar(im, ax=ax, label=label)
+    fig.suptitle(title, fontsize=9); fig.tight_layout()
     return fig
 
 # %% ../nbs/10_report.ipynb #3e320642
