@@ -5,24 +5,27 @@
 # %% ../nbs/14_experiment.ipynb #c43ecfdd
 from __future__ import annotations
 import tempfile, time
+from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from IPython.display import Image, Markdown, display
 
-from .core import RunStates, atomic_dir, cache_dir, get_device, provenance, results_dir, save_json, settings_key
+from .core import RunStates, atomic_dir, cache_dir, get_device, provenance, results_dir, save_json, seed_stream, settings_key
 from .data import ImageSet, load_dataset
 from .gtn import peak_memory
+from .models import CifarResNet, Stacked, seeded
 from .mtt import DSA, ConvNetD3, FlatNet, Preprocess, train_experts
 from .presets import get_preset
 from .report import md_table, render
+from .train import evaluate, fit, on_images
 
 # %% auto #0
-__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts', 'seconds_per_call',
+__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts', 'mtt_teacher', 'seconds_per_call',
            'peak_bytes_per_call']
 
 # %% ../nbs/14_experiment.ipynb #f43607fd
@@ -40,6 +43,7 @@ class Experiment:
         self.cfg = get_preset(name, preset, seeds)
         self.dev = get_device(device)
         self.out = Path(out_dir) if out_dir else results_dir(name, preset)
+        print(f"{name}: {preset} preset on {self.dev}, seeds {self.cfg['seeds']}")
 
     def load(self, dataset:str=None # 'mnist', 'fashion' or 'cifar10-jpeg'; None: the preset's `dataset`
             ) -> dict:
@@ -164,6 +168,24 @@ def mtt_experts(data:MTTData, states:MTTStates,
     traj = train_experts(data.net, data.X, data.Y, states.experts(), seeds, experts['epochs'], lr=experts['lr'], bs=experts['bs'],
                          dsa=DSA(), group=experts.get('group'), progress=progress)
     return traj, seeds
+
+# %% ../nbs/14_experiment.ipynb #ffe61eb4
+def mtt_teacher(data:MTTData, states:MTTStates,
+                teacher:dict,       # the preset's `teacher` settings: arch, width, epochs, bs, lr, dsa, seed
+                progress:bool=True) -> tuple[nn.Module, dict]:
+    "KD-MTT's teacher trained on `data`'s real images (resumable in `states`), and its test history before and after training."
+    channels, size, classes = data.X.shape[1], data.X.shape[-1], len(data.classes)
+    make = (partial(CifarResNet, teacher['arch'], classes, channels) if teacher['arch'].startswith('resnet')
+            else partial(ConvNetD3, channels, classes, size, width=teacher['width']))
+    model = Stacked([seeded(make, teacher['seed']).to(data.X.device)])
+    before = evaluate(model, (data.X_test, data.Y_test), 500)
+    aug = torch.Generator().manual_seed(seed_stream('augment', teacher['seed']))
+    prep = (lambda z: DSA()(data.pre(z), aug)) if teacher['dsa'] else data.pre
+    fit(model, data.real, teacher['epochs'], teacher['bs'], [teacher['seed']], teacher['lr'], transform=lambda x: on_images(prep, x),
+        progress=progress, folder=states.teacher(teacher), rngs=[aug])
+    after = evaluate(model, (data.X_test, data.Y_test), 500)
+    return model.unstack(0), {'test_acc': torch.stack([before[0], after[0]], 1), 'test_ce': torch.stack([before[1], after[1]], 1),
+                              'epochs': [0, teacher['epochs']]}
 
 # %% ../nbs/14_experiment.ipynb #6df8aeaa
 def _sync(device):

@@ -21,8 +21,8 @@ from .train import evaluate
 # %% auto #0
 __all__ = ['T_MIN', 'T_MAX', 'LAM_NAMES', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches', 'train_student_epochs', 'plot_lam',
-           'plot_random_lam']
+           'plot_synthetic_sets', 'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches',
+           'train_student_epochs', 'plot_lam', 'plot_random_lam']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -150,6 +150,18 @@ def synthetic_xor(n_teacher:int=200, # teacher's training set
         out[name] = {k: v.to(device) for k, v in
                      {'x': x, 'teacher': teacher_features(x), 'student': student_features(x), 'y': y}.items()}
     return out
+
+# %% ../nbs/09_hyper.ipynb #9cb2ba2f
+def plot_synthetic_sets(data:dict, # `synthetic_xor`'s splits
+                        title:str):
+    "The teacher's, the student's and the test points of the synthetic set, coloured by label (the study's Fig. 1)."
+    fig, ax = plt.subplots(1, 3, figsize=(11, 3.4), sharex=True, sharey=True)
+    for a, (s, t) in zip(ax, [('teacher', 'a) teacher training set'), ('train', 'b) student training set'), ('test', 'c) test set')]):
+        x = data[s]['x'].cpu()
+        a.scatter(x[:, 0], x[:, 1], c=data[s]['y'].cpu(), cmap='coolwarm', s=14, edgecolors='k', linewidths=.3)
+        a.set_title(f"{t} ({len(x)})", fontsize=10); a.set_xlabel('$x_1$')
+    ax[0].set_ylabel('$x_2$'); fig.suptitle(title); fig.tight_layout()
+    return fig
 
 # %% ../nbs/09_hyper.ipynb #9d07fbaf
 def fit_full_batch(model:Stacked, # k models, trained in place
