@@ -20,7 +20,7 @@ from .train import integral_criterion, mean_std
 # %% auto #0
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED', 'summarise', 'pm',
            'why', 'comparison', 'md_table', 'difference', 'last_difference', 'effect', 'clear_sign', 'plot_curves',
-           'band', 'image_grid', 'plot_distillation', 'heatmaps', 'summary', 'render', 'results_folders',
+           'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'render', 'results_folders',
            'results_table', 'added', 'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links',
            'readme_text', 'write_readme']
 
@@ -255,6 +255,24 @@ def heatmaps(panels:dict,          # panel title -> (values `(len(ys), len(xs))`
         for i, j in np.ndindex(m.shape): ax.text(j, i, text[i][j], ha='center', va='center', fontsize=8, color='w' if m[i, j] < m.mean() else 'k')
         ax.set(xticks=range(len(xs)), xticklabels=xs, yticks=range(len(ys)), yticklabels=ys, xlabel=xlabel, ylabel=ylabel)
         ax.set_title(t, fontsize=9); fig.colorbar(im, ax=ax, label=label)
+    fig.suptitle(title, fontsize=9); fig.tight_layout()
+    return fig
+
+def plot_means(panels:dict,        # panel name -> {label: (x, values `(runs, len(x))`)}
+               xlabel:str, title:str,
+               ylabel:str=None,    # the y axis's name, the panels' names as titles; None: each panel's name is its y label
+               dashed=(),          # labels drawn dashed (a reference the others are read against)
+               bands:bool=False,   # a ± std band around each mean
+               sharey:bool=True):
+    "Curves of runs as their mean (and ± std band) against x, a panel per entry, each with its legend."
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.5*len(panels), 3.6), sharey=sharey, squeeze=False)
+    for ax, (name, curves) in zip(axs[0], panels.items()):
+        for label, (x, v) in curves.items():
+            style = dict(marker='.', label=label, ls='--' if label in dashed else '-')
+            band(ax, x, v, **style) if bands else ax.plot(x, np.asarray(v, float).mean(0), lw=1, **style)
+        ax.set(xlabel=xlabel, **({'title': name} if ylabel else {'ylabel': name})); ax.grid(alpha=.3)
+        ax.legend(fontsize=6 if len(curves) > 4 else 8, ncol=2 if len(curves) > 4 else 1)
+    if ylabel: axs[0, 0].set_ylabel(ylabel)
     fig.suptitle(title, fontsize=9); fig.tight_layout()
     return fig
 
