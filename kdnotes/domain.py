@@ -17,11 +17,21 @@ from .models import MLP, seeded
 from .train import Checkpoint, make_optimizer, train_loop
 
 # %% auto #0
-__all__ = ['VGG_STYLE_LAYERS', 'VGG19_URL', 'IMAGENETTE_DIRS', 'IMAGENETTE_URL', 'IMAGE_SUFFIXES', 'add_noise', 'random_conv',
-           'grey_dilation', 'TwoDecoderVAE', 'sample_z', 'vae_loss', 'pair_by_class', 'fit_vae', 'vae_map',
-           'latent_grid', 'generated_mnist', 'VGGFeatures', 'find_vgg19_weights', 'gram', 'style_losses',
+__all__ = ['VGG_STYLE_LAYERS', 'VGG19_URL', 'IMAGENETTE_DIRS', 'IMAGENETTE_URL', 'IMAGE_SUFFIXES', 'big_small_sets', 'add_noise',
+           'random_conv', 'grey_dilation', 'TwoDecoderVAE', 'sample_z', 'vae_loss', 'pair_by_class', 'fit_vae',
+           'vae_map', 'latent_grid', 'generated_mnist', 'VGGFeatures', 'find_vgg19_weights', 'gram', 'style_losses',
            'style_transfer', 'wave_texture', 'to_uint8', 'stylise', 'lookup_map', 'teacher_cnn', 'student_cnn',
            'load_imagenette', 'regression_data', 'max_correlation']
+
+# %% ../nbs/06_domain.ipynb #32ed2c24
+def big_small_sets(data:ImageSet, # a training set
+                   n_small:int,   # images in Small
+                   seed:int,      # the split's seed
+                   n_big:int|None=None # keep only the first `n_big` images of Big; None: all of them
+                  ) -> tuple[ImageSet, ImageSet]:
+    "The Big and Small parts of `data`, split as the study's code splits it."
+    big, small = big_small_split(len(data), n_small, seed)
+    return data.subset(big[:n_big].to(data.x.device)), data.subset(small.to(data.x.device))
 
 # %% ../nbs/06_domain.ipynb #03c62f56
 def add_noise(x:Tensor,                      # images in [0, 1]
