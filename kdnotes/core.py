@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['MAX_SEED', 'WORK_MARKER', 'DATA_USED', 'data_roots', 'cache_dir', 'fetched_data_dir', 'settings_key', 'RunStates',
-           'get_device', 'device_name', 'seed_everything', 'check_seeds', 'process_start', 'mark_work', 'is_stale',
-           'clear_stale', 'results_name', 'results_identity', 'check_replaceable', 'restore_replaced', 'current_umask',
-           'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch', 'git_commit',
-           'provenance']
+__all__ = ['MAX_SEED', 'WORK_MARKER', 'DATA_USED', 'SEED_STREAMS', 'data_roots', 'cache_dir', 'fetched_data_dir', 'settings_key',
+           'RunStates', 'get_device', 'device_name', 'seed_everything', 'check_seeds', 'process_start', 'mark_work',
+           'is_stale', 'clear_stale', 'results_name', 'results_identity', 'check_replaceable', 'restore_replaced',
+           'current_umask', 'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch',
+           'git_commit', 'provenance', 'seed_stream', 'default_dtype']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
@@ -284,3 +284,23 @@ def provenance(device='cpu', # the device the run used
                 torchvision=torchvision.__version__, python=platform.python_version(),
                 device=str(device), device_name=device_name(device), torch_threads=torch.get_num_threads(), host=platform.node(),
                 date=time.strftime('%Y-%m-%dT%H:%M:%S%z'), **({'data': dict(DATA_USED)} if DATA_USED else {}), **info)
+
+# %% ../nbs/00_core.ipynb #6606611d
+SEED_STREAMS = {'run': 0, 'teacher': 100, 'align': 200, 'validation': 1000, 'augment': 2**32}
+
+def seed_stream(stream:str, # a name in `SEED_STREAMS`: 'run', 'teacher', 'align', 'validation' or 'augment'
+                seeds       # a run's seed, or a list of them
+               ):
+    "The seed(s) of the named `stream` for the run seed(s) `seeds`: each offset by the stream's `SEED_STREAMS` entry."
+    if stream not in SEED_STREAMS: raise ValueError(f'stream={stream!r}: expected one of {list(SEED_STREAMS)}')
+    return [s + SEED_STREAMS[stream] for s in seeds] if isinstance(seeds, (list, tuple)) else seeds + SEED_STREAMS[stream]
+
+# %% ../nbs/00_core.ipynb #301cb8c0
+@contextmanager
+def default_dtype(dtype:torch.dtype # the default floating dtype inside the block, e.g. `torch.float64`
+                 ):
+    "torch's default floating dtype set to `dtype` inside the block, and restored afterwards, on error too."
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try: yield
+    finally: torch.set_default_dtype(before)

@@ -13,15 +13,25 @@ from tqdm import tqdm
 
 from .core import data_roots
 from .data import CLASSES, ImageSet, big_small_split, find_data_file
-from .models import seeded
+from .models import MLP, seeded
 from .train import Checkpoint, make_optimizer, train_loop
 
 # %% auto #0
-__all__ = ['VGG_STYLE_LAYERS', 'VGG19_URL', 'IMAGENETTE_DIRS', 'IMAGENETTE_URL', 'IMAGE_SUFFIXES', 'add_noise', 'random_conv',
-           'grey_dilation', 'TwoDecoderVAE', 'sample_z', 'vae_loss', 'pair_by_class', 'fit_vae', 'vae_map',
-           'latent_grid', 'generated_mnist', 'VGGFeatures', 'find_vgg19_weights', 'gram', 'style_losses',
+__all__ = ['VGG_STYLE_LAYERS', 'VGG19_URL', 'IMAGENETTE_DIRS', 'IMAGENETTE_URL', 'IMAGE_SUFFIXES', 'big_small_sets', 'add_noise',
+           'random_conv', 'grey_dilation', 'TwoDecoderVAE', 'sample_z', 'vae_loss', 'pair_by_class', 'fit_vae',
+           'vae_map', 'latent_grid', 'generated_mnist', 'VGGFeatures', 'find_vgg19_weights', 'gram', 'style_losses',
            'style_transfer', 'wave_texture', 'to_uint8', 'stylise', 'lookup_map', 'teacher_cnn', 'student_cnn',
-           'load_imagenette']
+           'load_imagenette', 'regression_data', 'max_correlation']
+
+# %% ../nbs/06_domain.ipynb #32ed2c24
+def big_small_sets(data:ImageSet, # a training set
+                   n_small:int,   # images in Small
+                   seed:int,      # the split's seed
+                   n_big:int|None=None # keep only the first `n_big` images of Big; None: all of them
+                  ) -> tuple[ImageSet, ImageSet]:
+    "The Big and Small parts of `data`, split as the study's code splits it."
+    big, small = big_small_split(len(data), n_small, seed)
+    return data.subset(big[:n_big].to(data.x.device)), data.subset(small.to(data.x.device))
 
 # %% ../nbs/06_domain.ipynb #03c62f56
 def add_noise(x:Tensor,                      # images in [0, 1]
@@ -372,3 +382,23 @@ def load_imagenette(data_dir=None,  # a folder searched before `$KDNOTES_DATA`
     root = _find_imagenette(data_dir)
     classes = sorted(p.name for p in (root/'train').iterdir() if p.is_dir())
     return {s: ImageSet(*_read_folder(root/d, classes, size), classes).to(device) for s, d in (('train', 'train'), ('test', 'val'))}
+
+# %% ../nbs/06_domain.ipynb #432c5434
+def regression_data(n:int,           # points, training and test together
+                    n_features:int,  # inputs per point, the constant first column included
+                    seed:int,        # the draw of inputs, study target and noise
+                    informative:dict # the informative target: `hidden` width and `seed` of h, `noise_std` σ
+                   ) -> tuple[Tensor, dict]:
+    "Inputs `(n, n_features)` with a constant first column, and the targets `(n,)`: the study's and the informative one."
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, n_features, generator=g)
+    x = torch.cat([torch.ones(n, 1), z[:, 1:]], 1)
+    h = seeded(lambda: MLP([n_features, informative['hidden'], 1]), informative['seed'])
+    with torch.no_grad(): f = h(x).squeeze(-1)
+    f = (f - f.mean())/f.std()
+    return x, {'study': z[:, 0], 'informative': f + informative['noise_std']*torch.randn(n, generator=g)}
+
+def max_correlation(x:Tensor, y:Tensor) -> float:
+    "The largest absolute correlation of `y` with a column of `x` after the first (the constant)."
+    xs = x[:, 1:]
+    return (((xs - xs.mean(0))*(y - y.mean())[:, None]).mean(0)/(xs.std(0)*y.std())).abs().max().item()

@@ -4,19 +4,25 @@
 
 # %% ../nbs/09_hyper.ipynb #4e79ce3e
 from __future__ import annotations
+import math, time
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from torch.func import functional_call, grad, grad_and_value, jvp, vmap
 
+from .core import seed_stream
+from .data import ImageSet, epoch_batches
 from .losses import kd_loss, soft_cross_entropy
 from .models import Stacked
 from .train import evaluate
 
 # %% auto #0
-__all__ = ['T_MIN', 'T_MAX', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
+__all__ = ['T_MIN', 'T_MAX', 'LAM_NAMES', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
-           'fit_full_batch', 'train_student']
+           'plot_synthetic_sets', 'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches',
+           'train_student_epochs', 'plot_lam', 'plot_random_lam']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -145,6 +151,18 @@ def synthetic_xor(n_teacher:int=200, # teacher's training set
                      {'x': x, 'teacher': teacher_features(x), 'student': student_features(x), 'y': y}.items()}
     return out
 
+# %% ../nbs/09_hyper.ipynb #9cb2ba2f
+def plot_synthetic_sets(data:dict, # `synthetic_xor`'s splits
+                        title:str):
+    "The teacher's, the student's and the test points of the synthetic set, coloured by label (the study's Fig. 1)."
+    fig, ax = plt.subplots(1, 3, figsize=(11, 3.4), sharex=True, sharey=True)
+    for a, (s, t) in zip(ax, [('teacher', 'a) teacher training set'), ('train', 'b) student training set'), ('test', 'c) test set')]):
+        x = data[s]['x'].cpu()
+        a.scatter(x[:, 0], x[:, 1], c=data[s]['y'].cpu(), cmap='coolwarm', s=14, edgecolors='k', linewidths=.3)
+        a.set_title(f"{t} ({len(x)})", fontsize=10); a.set_xlabel('$x_1$')
+    ax[0].set_ylabel('$x_2$'); fig.suptitle(title); fig.tight_layout()
+    return fig
+
 # %% ../nbs/09_hyper.ipynb #9d07fbaf
 def fit_full_batch(model:Stacked, # k models, trained in place
                    x:Tensor,      # (N, d) inputs, shared by the runs
@@ -165,6 +183,48 @@ def _batch(data, it:int):
     "The batch of iteration `it` and its `vmap` axis: a tuple is shared by the runs, a function gives per-run batches."
     return (data, None) if isinstance(data, tuple) else (data(it), 0)
 
+def _hypergrad_step(base:nn.Module, params:dict, raw:Tensor, # the students' architecture, parameters `(k, ...)` and raw λ `(k, 3)`
+                    opt, on:Tensor,   # the meta-optimiser over `raw`; the runs taking the step, a `(k,)` mask
+                    batches:tuple,    # `((train, axis), (val, axis))` of this iteration (see `_batch`)
+                    it:int, steps:int, lr:float, soft_ce:bool, grad_mode:str, clip:float):
+    "One meta-optimiser step on the raw λ of the runs `on`, from their hypergradients (vmapped over the runs, clipped to ±clip)."
+    (tr, tr_dim), (va, va_dim) = batches
+    k, rows = len(raw), on.nonzero()[:, 0]
+    pick = lambda batch, d: batch if d is None or len(rows) == k else tuple(v[rows] for v in batch)
+    sub = params if on.all() else {name: p[rows] for name, p in params.items()}
+    one = lambda p, r, tr, va: hypergrad(base, p, r, tr, va, steps, lr, soft_ce, grad_mode)[0]
+    g = vmap(one, (0, 0, tr_dim, va_dim))(sub, raw.detach()[rows], pick(tr, tr_dim), pick(va, va_dim)).clamp(-clip, clip)
+    if not torch.isfinite(g).all(): raise ValueError(f"iteration {it}: hypergradient not finite (lr={lr}, meta_lr={opt.defaults['lr']})")
+    raw.grad = raw.new_zeros(k, 3).index_copy(0, rows, g)
+    opt.step()
+
+# %% ../nbs/09_hyper.ipynb #9f40fc21
+class SplineSchedule:
+    "Spline mode's λ: per run, a hypergradient epoch every `n` epochs of `epoch_size` iterations, the line fitted to it in between."
+    def __init__(self, epoch_size:Tensor, n:Tensor, # `(k,)` iterations per epoch and epochs per cycle of every run
+                 raw:Tensor                          # `(k, 3)` raw meta-parameters, changed in place by `follow`
+                ):
+        self.E, self.N, k = epoch_size, n, len(raw)
+        self.traj, self.line = raw.new_zeros(int(epoch_size.max()), k, 3), raw.new_zeros(2, k, 3)   # the epoch's record; (intercept, slope)
+        self.start = torch.zeros(k, dtype=torch.long, device=raw.device)                            # iteration the line counts from
+
+    def hyper_runs(self, it:int) -> Tensor:
+        "The `(k,)` mask of the runs in a hypergradient epoch at iteration `it`."
+        return (it // self.E) % self.N == 0
+
+    @torch.no_grad()
+    def follow(self, it:int, raw:Tensor, on:Tensor):
+        "After iteration `it`'s meta-step: the runs off hypergradients onto their line; those `on` recorded, and their line refitted where their epoch ends."
+        j = it % self.E
+        off, rows = (~on).nonzero()[:, 0], on.nonzero()[:, 0]
+        raw[off] = self.line[0, off] + self.line[1, off]*(it - self.start[off]).to(raw)[:, None]
+        self.traj[j[rows], rows] = raw[rows]
+        ends = rows[j[rows] == self.E[rows] - 1]                     # runs finishing a hypergradient epoch
+        for e in self.E[ends].unique().tolist():
+            r = ends[self.E[ends] == e]
+            self.line[:, r] = torch.stack(fit_line(self.traj[:e, r])); self.start[r] = it - e + 1
+
+# %% ../nbs/09_hyper.ipynb #d57198c1
 def train_student(model:Stacked,    # k students (restarts), trained in place
                   train,            # (x, y, teacher_logits) used as one batch, or a function `it -> ` per-run batches `(k, B, ...)`
                   val,              # (x, y): the validation batch of the meta-objective, or a function `it -> ` per-run batches
@@ -196,34 +256,14 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
     params = {name: p.detach().clone() for name, p in model.params.items()}
     raw = raw_params(lam).to(model.parameters()[0]).expand(k, 3).clone().requires_grad_(mode != 'fixed')
     opt = {'sgd': torch.optim.SGD, 'adam': torch.optim.Adam}[meta_opt]([raw], lr=meta_lr) if mode != 'fixed' else None
-    hyper = lambda p, r, tr, va, dims: vmap(lambda p, r, tr, va: hypergrad(base, p, r, tr, va, steps, lr, soft_ce, grad_mode)[0],
-                                            (0, 0) + dims)(p, r, tr, va)
+    spline = SplineSchedule(E, N, raw) if mode == 'spline' else None
     student_step = lambda p, r, tr, d: vmap(lambda p, r, tr: sgd_unroll(base, p, r, tr, 1, lr, soft_ce), (0, 0, d))(p, r, tr)
-    pick = lambda batch, d, rows: batch if d is None or len(rows) == k else tuple(v[rows] for v in batch)
     metrics, lams = [evaluate(Stacked.from_params(base, params), test, 2000)], [meta_params(raw.detach())]
-    traj, line, start = raw.new_zeros(int(E.max()), k, 3), raw.new_zeros(2, k, 3), torch.zeros(k, dtype=torch.long, device=dev)
     for it in range(iterations):
-        epoch, j = it // E, it % E
-        on = torch.full((k,), mode == 'hyper', device=dev) if mode != 'spline' else epoch % N == 0   # runs taking a hypergradient step
+        on = spline.hyper_runs(it) if spline else torch.full((k,), mode == 'hyper', device=dev)   # runs taking a hypergradient step
         tr, tr_dim = _batch(train, it)
-        if on.any():
-            rows = on.nonzero()[:, 0]
-            va, va_dim = _batch(val, it)
-            sub = params if on.all() else {name: p[rows] for name, p in params.items()}
-            g = hyper(sub, raw.detach()[rows], pick(tr, tr_dim, rows), pick(va, va_dim, rows), (tr_dim, va_dim)).clamp(-clip, clip)
-            if not torch.isfinite(g).all(): raise ValueError(f'iteration {it}: hypergradient not finite (lr={lr}, meta_lr={meta_lr})')
-            raw.grad = raw.new_zeros(k, 3).index_copy(0, rows, g)
-            opt.step()
-        if mode == 'spline':
-            with torch.no_grad():
-                off = (~on).nonzero()[:, 0]
-                raw[off] = line[0, off] + line[1, off]*(it - start[off]).to(raw)[:, None]
-                rows = on.nonzero()[:, 0]
-                traj[j[rows], rows] = raw[rows]
-                ends = rows[j[rows] == E[rows] - 1]                     # runs finishing a hypergradient epoch
-                for e in E[ends].unique().tolist():
-                    r = ends[E[ends] == e]
-                    line[:, r] = torch.stack(fit_line(traj[:e, r])); start[r] = it - e + 1
+        if on.any(): _hypergrad_step(base, params, raw, opt, on, ((tr, tr_dim), _batch(val, it)), it, steps, lr, soft_ce, grad_mode, clip)
+        if spline: spline.follow(it, raw, on)
         params = student_step(params, raw.detach(), tr, tr_dim)
         lams.append(meta_params(raw.detach()))
         if (it + 1) % record_every == 0: metrics.append(evaluate(Stacked.from_params(base, params), test, 2000))
@@ -231,3 +271,77 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
         for name, p in model.params.items(): p.copy_(params[name])
     return {'test_acc': torch.stack([m[0] for m in metrics], 1).cpu(), 'test_ce': torch.stack([m[1] for m in metrics], 1).cpu(),
             'lam': torch.stack(lams, 1).cpu()}
+
+# %% ../nbs/09_hyper.ipynb #2b57cb07
+def shuffled_batches(images:ImageSet, # the image set, on the device
+                     idx:Tensor,       # the indices of the images the runs train on, on the device
+                     seeds:list,       # one batch-order seed per run
+                     bs:int,           # batch size
+                     transform=None,   # applied to every batch of images, e.g. a normalisation
+                     logits:Tensor=None # teacher logits `(len(images), C)`, returned with each batch
+                    ):
+    "A function `it -> ` per-run batches `(x, y[, teacher logits])` of `images[idx]`, every run reshuffling every epoch."
+    gens, per_epoch, cur = [torch.Generator().manual_seed(s) for s in seeds], math.ceil(len(idx)/bs), {}
+    def batch(it):
+        epoch, j = divmod(it, per_epoch)
+        if cur.get('epoch') != epoch: cur['epoch'], cur['batches'] = epoch, epoch_batches(len(idx), bs, gens)
+        i = idx[cur['batches'][j].to(idx.device)]
+        x, y = images.batch(i)
+        return (x if transform is None else transform(x), y) + (() if logits is None else (logits[i],))
+    return batch
+
+def train_student_epochs(make,          # builds one student
+                         seeds:list,    # one per run: initialisation and batch order
+                         images:ImageSet, idx:Tensor, # the image set and the indices the runs train on
+                         val_idx:Tensor,# the indices of the validation images of the meta-objective
+                         test:tuple,    # (x, y): evaluated once an epoch
+                         lam, mode:str, # starting λ and mode, as in `train_student`
+                         epochs:int, bs:int,
+                         logits:Tensor=None, # teacher logits on `images`
+                         transform=None,     # applied to every batch of images
+                         **kwargs       # passed on to `train_student` (epoch_size, n, lr, meta_lr, clip, ...)
+                        ) -> dict:
+    "`train_student` of `len(seeds)` fresh students over `epochs` epochs of `shuffled_batches`; its history and wall time `seconds`."
+    model, per_epoch = Stacked.from_seeds(make, seeds, images.x.device), math.ceil(len(idx)/bs)
+    t0 = time.perf_counter()
+    h = train_student(model, shuffled_batches(images, idx, seeds, bs, transform, logits),
+                      shuffled_batches(images, val_idx, seed_stream('validation', seeds), bs, transform), test, lam, mode,
+                      iterations=epochs*per_epoch, record_every=per_epoch, **kwargs)
+    return h | {'seconds': time.perf_counter() - t0}
+
+# %% ../nbs/09_hyper.ipynb #abc3ec21
+LAM_NAMES = ['β1', 'β2', 'T']
+
+def plot_lam(rows:dict,              # a row of panels per entry: its name -> {mode: λ `(k, iterations + 1, 3)`}
+             components=(0, 1, 2),   # which of β1, β2, T get a panel
+             title:str=''):
+    "λ of every run against iteration: a panel per row and component, one colour per mode."
+    fig, axs = plt.subplots(len(rows), len(components), figsize=(4.2*len(components), 3.2*len(rows)), squeeze=False)
+    for i, (row, modes) in enumerate(rows.items()):
+        for j, c in enumerate(components):
+            for n, lam in enumerate(modes.values()): axs[i, j].plot(np.asarray(lam, float)[..., c].T, color=f'C{n + 2}', lw=.7, alpha=.7)
+            colours = ', '.join(f"{['green', 'red', 'purple'][n]}: {m}" for n, m in enumerate(modes))
+            axs[i, j].set_title(f'{LAM_NAMES[c]}{", " + row if row else ""} ({colours})', fontsize=8); axs[i, j].set_xlabel('iteration')
+    fig.suptitle(title, fontsize=10); fig.tight_layout()
+    return fig
+
+def plot_random_lam(runs:dict,   # teacher name -> (λ `(k, 3)`, last-epoch accuracy `(k,)`) of its random-λ runs
+                    alone,       # last-epoch accuracy of the runs without distillation (β2 = 0)
+                    title:str) -> tuple:
+    "Figs 6–7 (accuracy against β2, β1 and log10 T, a colour per teacher) and Fig. 8 (accuracy over log10 T and β2, a panel per teacher)."
+    fig, ax = plt.subplots(1, 3, figsize=(14, 3.6))
+    for n, (t, (L, a)) in enumerate(runs.items()):
+        L = np.asarray(L, float)
+        for axis, x in zip(ax, (L[:, 1], L[:, 0], np.log10(L[:, 2]))): axis.scatter(x, a, color=f'C{n}', s=14, label=f'KD ← {t}')
+    ax[0].scatter(np.zeros(len(alone)), alone, color='k', marker='x', label='no distillation')
+    for axis, xl, t in zip(ax, ['β2 (weight of the KD term)', 'β1 (weight of the CE)', 'log10 T'],
+                           ['Fig. 6: accuracy vs β', 'Fig. 6: accuracy vs β1', 'Fig. 7: accuracy vs temperature']):
+        axis.set(xlabel=xl, ylabel='test accuracy'); axis.set_title(t, fontsize=9)
+    ax[0].legend(fontsize=7); fig.suptitle(f'random λ, last-epoch test accuracy per run — {title}', fontsize=10); fig.tight_layout()
+    fig8, ax = plt.subplots(1, len(runs), figsize=(5*len(runs), 3.6), squeeze=False)
+    for axis, (t, (L, a)) in zip(ax[0], runs.items()):
+        L = np.asarray(L, float)
+        fig8.colorbar(axis.scatter(np.log10(L[:, 2]), L[:, 1], c=a, cmap='viridis', s=24), ax=axis, label='test accuracy')
+        axis.set(xlabel='log10 T', ylabel='β2'); axis.set_title(f'Fig. 8: teacher {t}', fontsize=9)
+    fig8.suptitle(f'random λ — {title}', fontsize=10); fig8.tight_layout()
+    return fig, fig8

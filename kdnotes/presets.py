@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 # %% auto #0
-__all__ = ['PRESETS', 'STUDY_SIZE', 'rows_settings', 'get_preset']
+__all__ = ['PRESETS', 'STUDY_SIZE', 'SUBSET_KEYS', 'rows_settings', 'check_keys', 'get_preset']
 
 # %% ../nbs/12_presets.ipynb #854f7ba7
 _base004 = dict(dataset='fashion', source='full', n_small=1000, split_seed=1234, lr=1e-3, seeds=[0, 1, 2, 3, 4],
@@ -204,15 +204,34 @@ PRESETS['mtt']['paper_smoke'] = {**PRESETS['mtt']['smoke'], **{k: _mtt_paper[k] 
 PRESETS['000_kd_mtt']['paper_smoke'] = {**PRESETS['000_kd_mtt']['smoke'], **{k: PRESETS['mtt']['paper_smoke'][k] for k in ('dataset', 'zca', 'resume', 'n_real')},
                                         'grid': dict(T=[3.], alpha=[0.3]), 'teacher': {**_kdmtt_paper['teacher'], 'arch': 'resnet18', 'epochs': 1}}
 
+# %% ../nbs/12_presets.ipynb #5485f09d
+SUBSET_KEYS = {'003_vid': [('protocols',)]}   # per experiment, settings whose keys a preset picks among paper's
+
+def check_keys(settings:dict,   # a preset's settings
+               paper:dict,      # its experiment's `paper` settings
+               subsets=(),      # paths (tuples of keys) where the keys may be a subset of paper's
+               path:tuple=()    # where in the settings this call looks (recursion)
+              ):
+    "Raise an error naming each setting that `settings` has and `paper` lacks, or lacks and `paper` has, at any depth."
+    extra, missing = set(settings) - set(paper), set() if path in subsets else set(paper) - set(settings)
+    if extra or missing:
+        found = [f'{k!r} is not a setting' for k in sorted(extra, key=str)] + [f'{k!r} is missing' for k in sorted(missing, key=str)]
+        raise ValueError(f"settings {'/'.join(map(str, path)) or 'at the top level'}: {', '.join(found)}; "
+                         f"expected the paper preset's: {sorted(paper, key=str)}")
+    for k, v in settings.items():
+        if isinstance(v, dict) and isinstance(paper[k], dict): check_keys(v, paper[k], subsets, path + (k,))
+
 # %% ../nbs/12_presets.ipynb #5a24bd19
 def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
                preset:str,      # 'paper', 'smoke' or 'cpu'
                seeds:list=None  # replaces the preset's seeds when given
               ) -> dict:
-    "A copy of the settings of `experiment` under `preset`."
+    "A copy of the settings of `experiment` under `preset`, its keys checked against `paper`'s."
     if experiment not in PRESETS: raise ValueError(f'experiment={experiment!r}: expected one of {sorted(PRESETS)}')
     if preset not in PRESETS[experiment]:
         raise ValueError(f'preset={preset!r} for {experiment}: expected one of {sorted(PRESETS[experiment])}')
+    try: check_keys(PRESETS[experiment][preset], PRESETS[experiment]['paper'], SUBSET_KEYS.get(experiment, ()))
+    except ValueError as e: raise ValueError(f'{experiment} preset {preset!r}: {e}') from None
     cfg = copy.deepcopy(PRESETS[experiment][preset])
     if seeds is not None:
         if not seeds: raise ValueError('seeds=[]: expected at least one seed')

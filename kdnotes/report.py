@@ -19,9 +19,10 @@ from .train import integral_criterion, mean_std
 
 # %% auto #0
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'METRICS_KEYS', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED',
-           'summarise', 'pm', 'why', 'comparison', 'md_table', 'difference', 'plot_curves', 'summary', 'read_metrics',
-           'render', 'results_folders', 'check_results_folders', 'results_table', 'added', 'added_table', 'markers',
-           'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
+           'summarise', 'pm', 'why', 'comparison', 'md_table', 'difference', 'last_difference', 'effect', 'clear_sign',
+           'plot_curves', 'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary',
+           'read_metrics', 'render', 'results_folders', 'check_results_folders', 'results_table', 'added',
+           'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -155,6 +156,25 @@ def difference(a, # per-run values of the first row
     se = (b - a).std(ddof=1)/len(a)**.5 if paired else (a.var(ddof=1)/len(a) + b.var(ddof=1)/len(b))**.5
     return float(b.mean() - a.mean()), float(se)
 
+# %% ../nbs/10_report.ipynb #67b8cc7e
+def last_difference(a:dict, b:dict,     # histories of two rows: curves `(runs, epochs + 1)`
+                    key:str='test_acc', # the curve compared at its last epoch
+                    paired:bool=False   # run r of both rows shares its randomness (see `difference`)
+                   ) -> tuple[float, float]:
+    "`b − a` of the last-epoch `key`: the difference of the means over runs, and its standard error."
+    return difference(np.asarray(a[key])[:, -1], np.asarray(b[key])[:, -1], paired)
+
+def effect(a:dict, b:dict, key:str='test_acc',
+           scale:float=100.,     # units: 100 turns accuracy into points
+           digits:int=2, paired:bool=False) -> str:
+    "`last_difference` of two rows as text, '+d ± se' in `scale`'s units."
+    d, se = last_difference(a, b, key, paired)
+    return f'{scale*d:+.{digits}f} ± {scale*se:.{digits}f}'
+
+def clear_sign(d:float, se:float) -> int:
+    "1 where the difference `d` exceeds twice its standard error `se`, -1 where it is below minus that, else 0."
+    return 1 if d > 2*se else -1 if d < -2*se else 0
+
 # %% ../nbs/10_report.ipynb #cfccdf83
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band."
@@ -174,6 +194,86 @@ def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     n = len(np.asarray(h[keys[0]]))
     fig.suptitle(f"{title} — {metrics['preset']} preset, {protocol} protocol, mean ± std over {n} runs")
     fig.tight_layout(rect=(0, (legend_h + .1)/(3.6 + legend_h), 1, 1))
+    return fig
+
+# %% ../nbs/10_report.ipynb #304e4d6a
+def band(ax, x, curves, # points on the x axis; values `(runs, len(x))`
+         alpha:float=.25, **kwargs):
+    "Plot the mean of `curves` over runs against `x` on `ax`, with a band of ± one standard deviation; the line."
+    m, s = mean_std(curves)
+    line, = ax.plot(x, m, **kwargs)
+    ax.fill_between(x, m - s, m + s, alpha=alpha, **{k: kwargs[k] for k in ('color',) if k in kwargs})
+    return line
+
+def image_grid(rows:dict,           # row label -> images `(n, C, H, W)` (or a list with None for an empty cell)
+               title:str='',
+               col_titles:list=None, # one title per column
+               cell:float=1.,       # inches per image
+               label_kw:dict=None   # how the row labels are drawn (default: horizontal, at the left)
+              ):
+    "A figure of images, one row per entry of `rows`."
+    n = max(len(v) for v in rows.values())
+    fig, axs = plt.subplots(len(rows), n, figsize=(cell*n + 1.6, cell*len(rows) + .4), squeeze=False)
+    for r, (label, images) in enumerate(rows.items()):
+        for c, ax in enumerate(axs[r]):
+            ax.set_xticks([]); ax.set_yticks([])
+            img = images[c] if c < len(images) else None
+            if img is None: ax.set_frame_on(False); continue
+            img = img.detach().cpu().float()       # a grey image is shown scaled to its own range, a colour one clipped to [0, 1]
+            ax.imshow(img[0], cmap='gray') if img.shape[0] == 1 else ax.imshow(img.clamp(0, 1).permute(1, 2, 0))
+        axs[r, 0].set_ylabel(label, **(label_kw or dict(rotation=0, ha='right', va='center', fontsize=8)))
+    for ax, t in zip(axs[0], col_titles or []): ax.set_title(t, fontsize=7)
+    fig.suptitle(title, fontsize=9); fig.tight_layout()
+    return fig
+
+def plot_distillation(runs:dict, # row -> a distillation's result, with per-iteration `losses` and `syn_lrs`
+                      title:str,
+                      base:str=None # a row drawn thick in black: what the others are read against
+                     ):
+    "Matching loss (running mean over a tenth of the iterations) and learned step size per iteration, one line per row."
+    fig, axs = plt.subplots(1, 2, figsize=(11, 3.4))
+    for row, r in runs.items():
+        l = np.asarray(r['losses']); w = max(1, len(l)//10); it = np.arange(1, len(l) + 1)
+        style = dict(lw=1.5, color='k') if row == base else dict(lw=1)
+        axs[0].plot(it[w - 1:], np.convolve(l, np.ones(w)/w, 'valid'), label=row, **style)
+        axs[1].plot(it, np.asarray(r['syn_lrs'], float), label=row, **style)
+    axs[0].set(xlabel='iteration', ylabel=f'matching loss (running mean of {w})'); axs[1].set(xlabel='iteration', ylabel='learned step size')
+    for a in axs: a.grid(alpha=.3)
+    axs[0].legend(fontsize=7, ncol=2); fig.suptitle(title, fontsize=9); fig.tight_layout()
+    return fig
+
+def heatmaps(panels:dict,          # panel title -> (values `(len(ys), len(xs))`, the text written in each cell, same shape)
+             xs:list, ys:list,     # the grid's column and row labels
+             xlabel:str, ylabel:str, title:str='',
+             label:str=''          # what the colour bar measures
+            ):
+    "Heat maps of one grid, a panel per entry, each cell annotated with its text."
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.5*len(panels), 3.4), squeeze=False)
+    for ax, (t, (values, text)) in zip(axs[0], panels.items()):
+        m = np.asarray(values, float)
+        im = ax.imshow(m, cmap='viridis', aspect='auto')
+        for i, j in np.ndindex(m.shape): ax.text(j, i, text[i][j], ha='center', va='center', fontsize=8, color='w' if m[i, j] < m.mean() else 'k')
+        ax.set(xticks=range(len(xs)), xticklabels=xs, yticks=range(len(ys)), yticklabels=ys, xlabel=xlabel, ylabel=ylabel)
+        ax.set_title(t, fontsize=9); fig.colorbar(im, ax=ax, label=label)
+    fig.suptitle(title, fontsize=9); fig.tight_layout()
+    return fig
+
+def plot_means(panels:dict,        # panel name -> {label: (x, values `(runs, len(x))`)}
+               xlabel:str, title:str,
+               ylabel:str=None,    # the y axis's name, the panels' names as titles; None: each panel's name is its y label
+               dashed=(),          # labels drawn dashed (a reference the others are read against)
+               bands:bool=False,   # a ± std band around each mean
+               sharey:bool=True):
+    "Curves of runs as their mean (and ± std band) against x, a panel per entry, each with its legend."
+    fig, axs = plt.subplots(1, len(panels), figsize=(5.5*len(panels), 3.6), sharey=sharey, squeeze=False)
+    for ax, (name, curves) in zip(axs[0], panels.items()):
+        for label, (x, v) in curves.items():
+            style = dict(marker='.', label=label, ls='--' if label in dashed else '-')
+            band(ax, x, v, **style) if bands else ax.plot(x, np.asarray(v, float).mean(0), lw=1, **style)
+        ax.set(xlabel=xlabel, **({'title': name} if ylabel else {'ylabel': name})); ax.grid(alpha=.3)
+        ax.legend(fontsize=6 if len(curves) > 4 else 8, ncol=2 if len(curves) > 4 else 1)
+    if ylabel: axs[0, 0].set_ylabel(ylabel)
+    fig.suptitle(title, fontsize=9); fig.tight_layout()
     return fig
 
 # %% ../nbs/10_report.ipynb #3e320642

@@ -19,8 +19,9 @@ from .data import ImageSet, epoch_batches
 from .models import Stacked
 
 # %% auto #0
-__all__ = ['eval_mode', 'predict', 'evaluate', 'make_optimizer', 'Checkpoint', 'train_loop', 'fit', 'fit_attempts', 'on_images',
-           'teacher_logits', 'protocol_runs', 'mean_std', 'integral_criterion']
+__all__ = ['eval_mode', 'predict', 'evaluate', 'make_optimizer', 'Checkpoint', 'train_loop', 'fit', 'both_protocols', 'on_images',
+           'teacher_logits', 'protocol_runs', 'mse_per_run', 'evaluate_mse', 'fit_regression', 'mean_std',
+           'integral_criterion']
 
 # %% ../nbs/04_train.ipynb #14ce1af1
 @contextmanager
@@ -213,17 +214,23 @@ def fit(model:Stacked,     # the k runs to train, in place
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'), 'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train)}
 
 # %% ../nbs/04_train.ipynb #31986327
-def fit_attempts(model:Stacked, # one model (k = 1), trained on across attempts
-                 train:ImageSet, attempts:int, epochs:int, bs:int,
-                 seed:int,      # batch order of attempt a is drawn from seed + a
-                 folder=None,   # attempt a is resumable in `folder/attempt_aa`; None: nothing is saved
-                 **kwargs       # passed on to `fit` (the optimiser's settings among them)
-                ) -> dict:
-    "Keep training one model over `attempts` segments of `epochs`, a fresh optimiser each; one history row per attempt."
-    if model.k != 1: raise ValueError(f'model has {model.k} runs: continued attempts train one model')
-    sub = lambda a: None if folder is None else Path(folder)/f'attempt_{a:02d}'
-    hs = [fit(model, train, epochs, bs, [seed + a], folder=sub(a), **kwargs) for a in range(attempts)]
-    return {k: None if hs[0][k] is None else torch.cat([h[k] for h in hs]) for k in hs[0]}
+def both_protocols(train_runs,    # `(model, seeds, teacher, folder, progress) -> history`: trains the runs of the stacked `model`
+                   make,          # builds one student
+                   seeds:list,    # one per independent run; attempt a of the study protocol shuffles with seeds[0] + a
+                   device,        # where the students live
+                   teachers=None, # one teacher per seed: a `Stacked`, or a tensor of their outputs `(k, ...)`; the study protocol gets the first
+                   folder=None    # where both protocols save their states (`independent/`, `study/attempt_aa/`); None: nothing is saved
+                  ) -> dict:
+    "Histories of `len(seeds)` independent runs and of the study's continued attempts (one model, a fresh optimiser each attempt)."
+    n = None if teachers is None else teachers.k if isinstance(teachers, Stacked) else len(teachers)
+    if n not in (None, len(seeds)): raise ValueError(f'{n} teachers for {len(seeds)} seeds: expected one per seed')
+    sub = lambda name: None if folder is None else Path(folder)/name
+    independent = train_runs(Stacked.from_seeds(make, seeds, device), seeds=seeds, teacher=teachers, folder=sub('independent'), progress=True)
+    first = None if teachers is None else teachers.select([0]) if isinstance(teachers, Stacked) else teachers[:1]
+    one = Stacked.from_seeds(make, seeds[:1], device)
+    hs = [train_runs(one, seeds=[seeds[0] + a], teacher=first, folder=sub(f'study/attempt_{a:02d}'), progress=False)
+          for a in range(len(seeds))]
+    return {'independent': independent, 'study': {k: None if hs[0][k] is None else torch.cat([h[k] for h in hs]) for k in hs[0]}}
 
 # %% ../nbs/04_train.ipynb #7cef313f
 def on_images(phi, x):
@@ -256,16 +263,59 @@ def protocol_runs(make,              # builds one student
                   folder=None,             # where both protocols save their resumable states; None: nothing is saved
                   rngs:list=()             # generators a random φ draws from, saved and restored with `folder`
                  ) -> dict:
-    "Histories of `len(seeds)` independent runs and of the study's continued attempts."
-    dev = train.x.device
-    if teachers is not None and teachers.k != len(seeds): raise ValueError(f'{teachers.k} teachers for {len(seeds)} seeds: expected one per seed')
-    sub = lambda name: None if folder is None else Path(folder)/name
+    "Histories of `len(seeds)` independent runs and of the study's continued attempts, each trained by `fit`."
     common = dict(test=test, eval_bs=eval_bs, opt=opt, momentum=momentum, wd=wd, rngs=rngs)
-    kw = lambda t: common if t is None else dict(common, loss_fn=loss_fn, teacher=teacher_logits(t, train, phi, random_phi, eval_bs))
-    independent = fit(Stacked.from_seeds(make, seeds, dev), train, epochs, bs, seeds, lr, progress=True, folder=sub('independent'), **kw(teachers))
-    first = None if teachers is None else teachers.select([0])
-    study = fit_attempts(Stacked.from_seeds(make, seeds[:1], dev), train, len(seeds), epochs, bs, seeds[0], sub('study'), lr=lr, **kw(first))
-    return {'independent': independent, 'study': study}
+    def train_runs(model, seeds, teacher, folder, progress):
+        kw = common if teacher is None else dict(common, loss_fn=loss_fn, teacher=teacher_logits(teacher, train, phi, random_phi, eval_bs))
+        return fit(model, train, epochs, bs, seeds, lr, progress=progress, folder=folder, **kw)
+    return both_protocols(train_runs, make, seeds, train.x.device, teachers, folder)
+
+# %% ../nbs/04_train.ipynb #1f0c7441
+def mse_per_run(out:Tensor,          # `(k, B)` outputs of k runs
+                y:Tensor,            # `(k, B)` or `(B,)` targets
+                broadcast:bool=False # every output against every target of the batch, as study 004's code does
+               ) -> Tensor:
+    "Mean squared error `(k,)` of every run."
+    d = out[..., :, None] - y[..., None, :] if broadcast else out - y
+    return (d**2).flatten(1).mean(1)
+
+@torch.no_grad()
+def evaluate_mse(model:Stacked, x:Tensor, y:Tensor, # k regressors, inputs `(N, d)` and targets `(N,)`
+                 broadcast:bool=False, # also the code's measure: the mean over batches of `bs` of the broadcast MSE
+                 bs:int=100) -> tuple[Tensor, Tensor]:
+    "True test MSE `(k,)` of every run, and the MSE the study's code reports (the true one without `broadcast`)."
+    out = model(x, shared=True).squeeze(-1)
+    code = torch.stack([mse_per_run(o, t, True) for o, t in zip(out.split(bs, 1), y.split(bs))]).mean(0) if broadcast else mse_per_run(out, y)
+    return mse_per_run(out, y), code
+
+# %% ../nbs/04_train.ipynb #a1f78d17
+def fit_regression(model:Stacked,      # the k runs to train, in place (one output each)
+                   train:tuple,        # `(x, y)`: inputs `(N, d)` and targets `(N,)`, on the device
+                   epochs:int, bs:int,
+                   seeds:list,         # one batch-order seed per run
+                   lr:float=1e-3,      # Adam's learning rate
+                   teacher:Tensor=None,# the teachers' outputs on `train`, `(k, N)`: adds MSE(teacher, student)
+                   test:tuple=None,    # `(x, y)` evaluated before training and after every epoch
+                   broadcast:bool=False, # the study's code's loss and test measure (see `mse_per_run`)
+                   progress:bool=False,# show a progress bar over epochs
+                   folder=None         # where the resumable state is saved after every epoch; None: nothing is saved
+                  ) -> dict:
+    "Train the `k` runs of `model` with Adam on MSE; per-run history of the test MSE (true, and as the code measures it) and training loss."
+    x, y = train
+    if len(seeds) != model.k: raise ValueError(f'{len(seeds)} seeds for {model.k} runs: expected one seed per run')
+    opt, gens = make_optimizer(model.parameters(), lr=lr, fused=None), [torch.Generator().manual_seed(s) for s in seeds]
+    runs = torch.arange(model.k, device=x.device)[:, None]
+    def step(idx):
+        out = model(x[idx]).squeeze(-1)
+        loss = mse_per_run(out, y[idx], broadcast)
+        if teacher is not None: loss = loss + ((teacher[runs, idx] - out)**2).mean(1)
+        opt.zero_grad(set_to_none=True); loss.sum().backward(); opt.step()
+        return loss.detach()
+    metrics = None if test is None else lambda: dict(zip(('test_mse', 'test_mse_code'), evaluate_mse(model, *test, broadcast)))
+    config = dict(run='fit_regression', n=len(x), bs=bs, seeds=list(seeds), teacher=_name(teacher), broadcast=broadcast)
+    h = train_loop(step, len(x), epochs, bs, gens, x.device, metrics, checkpoint=Checkpoint(folder, config, model.params, opt, gens),
+                   progress=progress)
+    return {k: h[k] for k in ('test_mse', 'test_mse_code') if k in h} | {'train_loss': h['train_sum']/len(x)}
 
 # %% ../nbs/04_train.ipynb #cf35964e
 def mean_std(values) -> tuple[np.ndarray, np.ndarray]:

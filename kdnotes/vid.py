@@ -5,19 +5,22 @@
 # %% ../nbs/05_vid.ipynb #1aa67bbf
 from __future__ import annotations
 import math, warnings
+import matplotlib.pyplot as plt
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from torch.func import functional_call, vmap
 from .data import ImageSet
 from .losses import kd_loss
-from .models import Stacked
+from .models import CifarResNet, Stacked
 from .train import Checkpoint, _name, eval_mode, evaluate, make_optimizer, predict, train_loop
 
 # %% auto #0
 __all__ = ['vid_nll', 'as_map', 'map_shape', 'pool_to', 'softplus_inv', 'relative_depth', 'make_lam', 'AllToAll', 'pair_gains',
            'gibbs_lam', 'set_lam', 'CifarCNN', 'cifar_tiny', 'cifar_very_tiny', 'vid_step', 'stacked_features',
-           'stacked_align', 'stacked_step', 'heldout_lam', 'variance_groups', 'fit_stacked']
+           'stacked_align', 'stacked_step', 'heldout_lam', 'variance_groups', 'fit_stacked', 'network', 'network_name',
+           'feature_shapes', 'plot_lambda_graphs']
 
 # %% ../nbs/05_vid.ipynb #8983fe23
 def vid_nll(mu:Tensor,     # (B, C, ...) predicted mean μ(s)
@@ -56,24 +59,26 @@ def softplus_inv(v:float # a positive value
     return math.log(math.expm1(v))
 
 # %% ../nbs/05_vid.ipynb #fd91d289
-def relative_depth(T:int, # number of teacher layers
-                   S:int  # number of student layers
+def relative_depth(n_teacher:int, # number of teacher layers
+                   n_student:int  # number of student layers
                   ) -> list:
     "For each student layer `j`, the teacher layer at the same relative depth."
-    return [round(j*(T - 1)/max(S - 1, 1)) for j in range(S)]
+    return [round(j*(n_teacher - 1)/max(n_student - 1, 1)) for j in range(n_student)]
 
-def make_lam(lam,   # 'uniform', 'pairwise' or a (T, S) matrix of weights
-             T:int, # number of teacher layers
-             S:int  # number of student layers
+def make_lam(lam,            # 'uniform', 'pairwise' or a (T, S) matrix of weights
+             n_teacher:int,  # T, the number of teacher layers
+             n_student:int   # S, the number of student layers
             ) -> Tensor:
     "Weights `λ (T, S)`, non-negative, each column (student layer) summing to 1."
+    shape = (n_teacher, n_student)
     if isinstance(lam, str):
-        if lam == 'uniform': return torch.full((T, S), 1/T)
-        if lam == 'pairwise': return torch.zeros(T, S).index_put_((torch.tensor(relative_depth(T, S)), torch.arange(S)), torch.tensor(1.))
+        if lam == 'uniform': return torch.full(shape, 1/n_teacher)
+        if lam == 'pairwise':
+            return torch.zeros(shape).index_put_((torch.tensor(relative_depth(*shape)), torch.arange(n_student)), torch.tensor(1.))
         raise ValueError(f"lam={lam!r}: expected 'uniform', 'pairwise' or a (T, S) matrix")
     lam = torch.as_tensor(lam, dtype=torch.get_default_dtype())
-    if lam.shape != (T, S): raise ValueError(f'lam of shape {tuple(lam.shape)}: expected ({T}, {S})')
-    if (lam < 0).any() or not torch.allclose(lam.sum(0), torch.ones(S), atol=1e-6):
+    if lam.shape != shape: raise ValueError(f'lam of shape {tuple(lam.shape)}: expected {shape}')
+    if (lam < 0).any() or not torch.allclose(lam.sum(0), torch.ones(n_student), atol=1e-6):
         raise ValueError('lam: expected non-negative weights whose columns (sums over teacher layers i) are 1')
     return lam
 
@@ -375,3 +380,41 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
     h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, end_epoch, Checkpoint(folder, config, tensors, optim, gens), progress)
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'),
             'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train), 'lam': h.get('lam')}
+
+# %% ../nbs/05_vid.ipynb #f0061e03
+def network(spec:dict # a preset's network entry: `arch` 'cnn' with `channels` and `hidden`, or a ResNet's name
+           ) -> nn.Module:
+    "A network from a preset entry: the study's CNN recipe or a CIFAR ResNet."
+    return CifarResNet(spec['arch']) if spec['arch'].startswith('resnet') else CifarCNN(tuple(spec['channels']), spec['hidden'])
+
+def network_name(spec:dict) -> str:
+    "The name the tables give a network of `spec`."
+    if spec['arch'].startswith('resnet'): return spec['arch'].replace('resnet', 'ResNet-')
+    return {(16, 32, 64): 'Cifar_Tiny', (8, 16, 32): 'Cifar_Very_Tiny'}.get(tuple(spec['channels']), f"CNN {'/'.join(map(str, spec['channels']))}")
+
+def feature_shapes(spec:dict) -> list:
+    "Shapes of the features (without the batch axis) a network of `spec` returns on 32×32 images."
+    with torch.no_grad(): return [tuple(f.shape[1:]) for f in network(spec)(torch.zeros(2, 3, 32, 32), features=True)[1]]
+
+# %% ../nbs/05_vid.ipynb #dc7047c0
+def plot_lambda_graphs(lam,        # `(runs, T, S)` final λ of every run
+                       accs,       # `(runs,)` test accuracy of every run: the panels' order, best first
+                       title:str):
+    "Panels of λ graphs, one per run: teacher layers on top, student layers below, edge width ∝ λ_ij."
+    lam, accs = np.asarray(lam, float), np.asarray(accs, float)
+    order = np.argsort(-accs)
+    fig, axs = plt.subplots(1, len(order), figsize=(2.6*len(order), 2.8), squeeze=False)
+    for ax, r in zip(axs[0], order):
+        n_t, n_s = lam[r].shape
+        xt, xs = np.linspace(0, 1, n_t), np.linspace(0, 1, n_s) if n_s > 1 else np.array([.5])
+        for i in range(n_t):
+            for j in range(n_s):
+                if lam[r][i, j] > 1e-3: ax.plot([xs[j], xt[i]], [0, 1], 'k-', lw=6*lam[r][i, j], alpha=.7)
+        ax.scatter(xt, np.ones(n_t), c='tab:red', s=60, zorder=3, label='teacher layers')
+        ax.scatter(xs, np.zeros(n_s), c='tab:green', s=60, zorder=3, label='student layers')
+        for i in range(n_t): ax.annotate(f't{i + 1}', (xt[i], 1), (0, 7), textcoords='offset points', ha='center', fontsize=7)
+        for j in range(n_s): ax.annotate(f's{j + 1}', (xs[j], 0), (0, -12), textcoords='offset points', ha='center', fontsize=7)
+        ax.set_title(f'run {r}: acc {accs[r]:.3f}', fontsize=9); ax.set_ylim(-.3, 1.3); ax.set_xlim(-.1, 1.1); ax.axis('off')
+    fig.legend(*axs[0][0].get_legend_handles_labels(), fontsize=7, loc='lower center', ncol=2)
+    fig.suptitle(title, fontsize=10); fig.tight_layout(rect=(0, .08, 1, 1))
+    return fig
