@@ -5,6 +5,8 @@
 # %% ../nbs/12_presets.ipynb #3657ba84
 from __future__ import annotations
 import copy
+from .core import check_seeds
+
 
 # %% auto #0
 __all__ = ['PRESETS', 'STUDY_SIZE', 'SUBSET_KEYS', 'rows_settings', 'check_keys', 'get_preset']
@@ -233,7 +235,5 @@ def get_preset(experiment:str,  # an experiment name, e.g. '004_base'
     try: check_keys(PRESETS[experiment][preset], PRESETS[experiment]['paper'], SUBSET_KEYS.get(experiment, ()))
     except ValueError as e: raise ValueError(f'{experiment} preset {preset!r}: {e}') from None
     cfg = copy.deepcopy(PRESETS[experiment][preset])
-    if seeds is not None:
-        if not seeds: raise ValueError('seeds=[]: expected at least one seed')
-        cfg['seeds'] = list(seeds)
+    if seeds is not None: cfg['seeds'] = check_seeds(seeds)
     return cfg
