@@ -12,7 +12,7 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from .core import data_roots
-from .data import CLASSES, ImageSet, big_small_split, find_data_file
+from .data import CLASSES, ImageSet, big_small_split, check_data_file, find_data_file
 from .models import MLP, seeded
 from .train import Checkpoint, make_optimizer, train_loop
 
@@ -230,7 +230,8 @@ def find_vgg19_weights(weights='vgg19-dcbb9e9d.pth', # a file, or a path relativ
     if Path(weights).is_file(): return Path(weights)
     try: return find_data_file(str(weights), data_dir)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f'VGG-19 weights: {e}. Download {VGG19_URL} (torchvision\'s ImageNet VGG-19) into the data folder') from None
+        raise FileNotFoundError(f'VGG-19 weights: {e}. Run `kdnotes data fetch vgg19`, or download {VGG19_URL} '
+                                "(torchvision's ImageNet VGG-19) into the data folder") from None
 
 def _vgg_state(path, n_layers, device):
     "The state dict of `features[:n_layers]` from a file holding a whole VGG-19 or its `features`."
@@ -356,19 +357,20 @@ IMAGENETTE_URL = 'https://s3.amazonaws.com/fast-ai-imageclas/imagenette2.tgz'
 IMAGE_SUFFIXES = ('.jpeg', '.jpg', '.png')
 
 def _find_imagenette(data_dir):
-    "The first Imagenette folder (with train/ and val/) under the data roots."
-    searched = [Path(r)/d for r in data_roots(data_dir) for d in IMAGENETTE_DIRS]
-    for p in searched:
-        if (p/'train').is_dir() and (p/'val').is_dir(): return p
+    "The first Imagenette folder (with train/ and val/) under the data roots, and that data root."
+    searched = [(Path(r), Path(r)/d) for r in data_roots(data_dir) for d in IMAGENETTE_DIRS]
+    for root, p in searched:
+        if (p/'train').is_dir() and (p/'val').is_dir(): return root, p
     raise FileNotFoundError(f"Imagenette (a folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG) not found; searched: "
-                            f"{[str(p) for p in searched] or 'nothing'}. Download {IMAGENETTE_URL} and unpack it into "
+                            f"{[str(p) for _, p in searched] or 'nothing'}. Download {IMAGENETTE_URL} and unpack it into "
                             "the data folder (pass data_dir= or set KDNOTES_DATA)")
 
-def _read_folder(split, classes, size):
-    "Decoded, resized images and labels of an ImageFolder split."
+def _read_folder(split, classes, size, root):
+    "Decoded, resized images and labels of an ImageFolder split, each file checked against `root`'s MANIFEST.json if it has one."
     xs, ys = [], []
     for c, wnid in enumerate(classes):
         for f in sorted(p for p in (split/wnid).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+            check_data_file(root, f.relative_to(root).as_posix())
             img = torchvision.io.decode_image(str(f), mode=torchvision.io.ImageReadMode.RGB)
             xs.append(TF.resize(img, [size, size], antialias=True)); ys.append(c)
     return torch.stack(xs), torch.tensor(ys)
@@ -379,9 +381,9 @@ def load_imagenette(data_dir=None,  # a folder searched before `$KDNOTES_DATA`
                     device='cpu'
                    ) -> dict:
     "Train and test (= val) `ImageSet`s of Imagenette, resized to `size`×`size`."
-    root = _find_imagenette(data_dir)
-    classes = sorted(p.name for p in (root/'train').iterdir() if p.is_dir())
-    return {s: ImageSet(*_read_folder(root/d, classes, size), classes).to(device) for s, d in (('train', 'train'), ('test', 'val'))}
+    data_root, folder = _find_imagenette(data_dir)
+    classes = sorted(p.name for p in (folder/'train').iterdir() if p.is_dir())
+    return {s: ImageSet(*_read_folder(folder/d, classes, size, data_root), classes).to(device) for s, d in (('train', 'train'), ('test', 'val'))}
 
 # %% ../nbs/06_domain.ipynb #432c5434
 def regression_data(n:int,           # points, training and test together
