@@ -76,7 +76,7 @@ class Experiment:
             for name, fig in (figures or {}).items(): fig.savefig(tmp/'figures'/f'{name}.png', dpi=120); plt.close(fig)
             save_json(provenance(self.dev, experiment=self.name, preset=self.preset, seeds=self.cfg['seeds'], **info,
                                  timings=self.timings, wall_time_s=round(time.time() - self.start, 1)), tmp/'provenance.json')
-        print(f'results in {self.out}')
+        print(f'results folder written: {self.name}/{self.preset}')
         return self.out
 
     def show(self, *tables):
