@@ -15,6 +15,7 @@ import mpmath
 import nbformat
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from .core import load_json
 from .presets import PRESETS, STUDY_SIZE
@@ -24,12 +25,12 @@ from .train import integral_criterion, mean_std
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_DATA', 'METRICS_KEYS', 'ADDED', 'STUDIES',
            'FINDINGS', 'ESTIMATES', 'TEST_PRESETS', 'VERDICTS', 'TABLES', 'GENERATED', 'summarise', 'pm', 'data_copies',
            'data_label', 'why', 'comparison', 'md_table', 'difference', 'Interval', 't_quantile', 'interval',
-           'n_test_images', 'last_difference', 'effect', 'plot_curves', 'band', 'image_grid', 'plot_distillation',
-           'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render', 'results_folders', 'check_results_folders',
-           'claims_frame', 'run_link', 'added', 'added_table', 'at_study_size', 'estimate', 'judge', 'judge_run',
-           'findings', 'findings_md', 'coverage', 'study_lines', 'study_tables', 'run_status', 'status_md',
-           'mtt_movement', 'conclusion', 'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text',
-           'write_readme']
+           'n_test_images', 'last_difference', 'effect', 'house_style', 'save_figure', 'plot_curves', 'band',
+           'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render',
+           'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table',
+           'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines',
+           'study_tables', 'run_status', 'status_md', 'mtt_movement', 'conclusion', 'markers', 'fill_table',
+           'write_tables', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -260,15 +261,26 @@ def effect(a:dict, b:dict, key:str='test_acc',
     return interval(np.asarray(b[key])[:, -1], np.asarray(a[key])[:, -1], paired, n_test).text(scale, digits)
 
 # %% ../nbs/10_report.ipynb #cfccdf83
+def house_style():
+    "The report's one figure style: seaborn's white grid, its colour-blind palette, paper-sized text."
+    sns.set_theme(context='paper', style='whitegrid', palette='colorblind', font_scale=1.1)
+
+def save_figure(fig, path:Path):
+    "Write `fig` as `path` (PNG) and beside it as SVG, cropped to what it draws (no title or legend cut off), and close it."
+    for suffix in ('.png', '.svg'): fig.savefig(Path(path).with_suffix(suffix), dpi=120, bbox_inches='tight')
+    plt.close(fig)
+
+house_style()
+
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
-    "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band."
+    "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band, labelled by method, student and teacher."
     keys = [k for k in CURVES if k in metrics['histories'][rows[0]][protocol]]
     legend_h = .2*-(-len(rows)//len(keys))        # the legend sits under the panels, one column per panel
     fig, axs = plt.subplots(1, len(keys), figsize=(5*len(keys), 3.6 + legend_h), squeeze=False)
     for r in rows:
         row, h = metrics['rows'][r], metrics['histories'][r][protocol]
-        label = row['student'] + (', no teacher' if row['teacher'] == '—' else f" ← teacher on {row['teacher']}")
-        label += f" (φ: {row['phi']})" if row['phi'] != '—' else ''
+        label = (f"{row['method']}: " if row.get('method') else '') + row['student'] + (
+            ', no teacher' if row['teacher'] == '—' else f" ← teacher {row['teacher']}") + (f" (φ: {row['phi']})" if row['phi'] != '—' else '')
         for ax, key in zip(axs[0], keys):
             m, s = mean_std(h[key]); e = np.asarray(h.get('epochs', np.arange(len(m))))
             ax.plot(e, m, label=label); ax.fill_between(e, m - s, m + s, alpha=.25)
@@ -397,8 +409,7 @@ def render(results_dir # a folder holding metrics.json
     for name, f in metrics['figures'].items():
         for p in sorted(protocols):
             if not all(p in metrics['histories'][r] for r in f['rows']): continue
-            fig = plot_curves(metrics, f['rows'], p, f['title'])
-            fig.savefig(d/'figures'/f'{name}_{p}.png', dpi=120); plt.close(fig)
+            save_figure(plot_curves(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_{p}.png')
     return cmp
 
 # %% ../nbs/10_report.ipynb #74d553b3
@@ -832,7 +843,7 @@ def readme_text(index, # the front page notebook, nbs/index.ipynb
     cells = nbformat.read(index, as_version=4).cells
     text = rebase_links('\n\n'.join(c.source for c in cells if c.cell_type == 'markdown') + '\n', 'nbs')
     for name, make in TABLES.items():
-        if markers(name)[0] in text: text = fill_table(text, name, make(root))
+        if markers(name)[0] in text: text = fill_table(text, name, rebase_links(make(root), 'nbs'))   # parts link from nbs/ too
     return GENERATED + text
 
 def write_readme(readme='README.md', index='nbs/index.ipynb', root='results') -> Path:
