@@ -26,7 +26,7 @@ def rows(text):
     cell = lambda c: html.unescape(re.sub(r'<[^>]+>', '', c)).strip()
     return [[cell(c) for c in re.findall(r'<t[dh][^>]*>(.*?)</t[dh]>', r, flags=re.S)] for r in re.findall(r'<tr[^>]*>(.*?)</tr>', text, flags=re.S)]
 
-def readme_rows(table='results'):
+def readme_rows(table='studies'):
     "The rows of one of README's tables (header and data), as their cell texts."
     start, end = markers(table)
     block = re.search(f'{start}\n(.*?){end}', (ROOT/'README.md').read_text(), flags=re.S).group(1)
