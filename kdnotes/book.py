@@ -14,7 +14,9 @@ import nbformat
 from nbconvert import HTMLExporter
 from nbconvert.filters.markdown_mistune import markdown2html_mistune
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
+from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexers import PythonLexer
 
 from .core import atomic_dir, check_replaceable
 from .report import TABLES, check_results_folders, markers, readme_text
@@ -71,10 +73,17 @@ def _reader_cell(cell):
     cell.source = '\n'.join(l for l in lines if not l.startswith('#|')).strip('\n')
     return cell if cell.source or cell.get('outputs') else None
 
+def _folded(cell) -> list:
+    "A code cell tagged `hide-input` as a raw HTML cell holding its code behind a toggle, then the cell (its input hidden by the stylesheet)."
+    if cell.cell_type != 'code' or 'hide-input' not in cell.metadata.get('tags', []): return [cell]
+    code = highlight(cell.source, PythonLexer(), HtmlFormatter(cssclass='highlight'))
+    toggle = nbformat.v4.new_raw_cell(f'<details class="folded"><summary>show the code</summary>{code}</details>', metadata={'format': 'text/html'})
+    return [toggle, cell]
+
 def reader_notebook(nb) -> nbformat.NotebookNode:
-    "A copy of notebook `nb` for reading: nbdev directives and hidden cells removed, streams merged, blank streams dropped."
+    "A copy of notebook `nb` for reading: nbdev directives and hidden cells removed, tagged code folded, streams merged, blank streams dropped."
     nb = copy.deepcopy(nb)
-    nb.cells = [c for c in map(_reader_cell, nb.cells) if c is not None]
+    nb.cells = [f for c in map(_reader_cell, nb.cells) if c is not None for f in _folded(c)]
     nb, _ = CoalesceStreamsPreprocessor().preprocess(nb, {})
     for c in nb.cells:
         if 'outputs' in c: c.outputs = [o for o in c.outputs if o.output_type != 'stream' or o.text.strip()]
@@ -225,7 +234,7 @@ blockquote { margin: 1rem 0; padding: .2rem 1rem; border-left: 4px solid var(--a
 code, pre { font: .85rem/1.45 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; }
 p code, li code, td code { background: var(--code); padding: .1rem .3rem; border-radius: 4px; }
 pre { margin: 0; padding: .6rem .8rem; overflow-x: auto; }
-table { border-collapse: collapse; margin: 1rem 0; font-size: .88rem; display: block; overflow-x: auto; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: .88rem; display: block; overflow-x: auto; max-width: 100%; }
 th, td { border: 1px solid var(--line); padding: .3rem .6rem; text-align: left; vertical-align: top; }
 thead th { background: #eef1f4; } tbody tr:nth-child(even) { background: #fafbfc; }
 img { max-width: 100%; height: auto; }
@@ -239,7 +248,13 @@ img { max-width: 100%; height: auto; }
 .output_area { border-left: 3px solid var(--line); margin: .3rem 0 0 .5rem; padding-left: .5rem; }
 .output_stderr pre { color: var(--muted); }
 .unlinked { border-bottom: 1px dotted var(--muted); }
-.results-table td, .results-folder td { white-space: nowrap; font-variant-numeric: tabular-nums; }
+.results-table table { display: table; width: 100%; font-size: .84rem; }
+.results-table td { font-variant-numeric: tabular-nums; }
+.results-table td:nth-child(-n+2), .results-table td:last-child { overflow-wrap: anywhere; }
+.results-table ol li { margin: .35rem 0; }
+.output_area pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+.celltag_hide-input .jp-Cell-inputWrapper, .celltag_hide-input .input { display: none; }
+details.folded { margin: .8rem 0 .2rem; } details.folded summary { cursor: pointer; color: var(--muted); font-size: .85rem; }
 .results-folder .figures { display: flex; flex-wrap: wrap; gap: 1rem; }
 .results-folder figure { margin: 0; width: 18rem; } .results-folder figcaption { font-size: .8rem; color: var(--muted); }
 .contents dt { margin-top: .5rem; } .contents dd { margin-left: 1.5rem; color: var(--muted); }
@@ -261,20 +276,20 @@ def contents_html(pages:list[Page]) -> str:
         for name, kind in groups if any(p.kind == kind for p in pages)) + '</section>')
 
 # %% ../nbs/13_book.ipynb #22dce02a
-def results_html(folder:Path, # a results folder: tables/*.md, figures/*.png, metrics.json, provenance.json
+def results_html(folder:Path, # a results folder: tables/*.csv, figures/*.png, metrics.json, provenance.json
                  dest:Path    # the folder of its page in the book, where the files are copied
                 ) -> str:
-    "The tables, figures and JSON files of results folder `folder` as an HTML section, the files copied to `dest`."
-    figures, files = sorted(folder.glob('figures/*.png')), [f for f in ['metrics.json', 'provenance.json'] if (folder/f).is_file()]
+    "The figures, JSON files and CSV tables of results folder `folder` as an HTML section, the files copied to `dest`."
+    figures = sorted(folder.glob('figures/*.png'))
+    files = [f for f in ['metrics.json', 'provenance.json'] if (folder/f).is_file()] + sorted(f'tables/{t.name}' for t in folder.glob('tables/*.csv'))
     for f in [*figures, *(folder/f for f in files)]:
         (dest/f.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(f, dest/f.relative_to(folder))
-    tables = ''.join(f'<h3>{t.name}</h3>{markdown_html(t.read_text())}' for t in sorted(folder.glob('tables/*.md')))
     thumbs = ''.join(f'<figure><a href="figures/{f.name}"><img loading="lazy" src="figures/{f.name}" alt="{f.stem}"></a>'
                      f'<figcaption>{f.name}</figcaption></figure>' for f in figures)
     links = ', '.join(f'<a href="{f}">{f}</a>' for f in files)
     return (f'<section class="results-folder"><h2 id="results-folder">Results folder</h2>'
             f'<p>Written by this run into <code>{folder.parent.name}/{folder.name}</code>: {links or "no JSON files"}.</p>'
-            + (f'<h3>Tables</h3>{tables}' if tables else '') + (f'<h3>Figures</h3><div class="figures">{thumbs}</div>' if thumbs else '')
+            + (f'<h3>Figures</h3><div class="figures">{thumbs}</div>' if thumbs else '')
             + '</section>')
 
 # %% ../nbs/13_book.ipynb #8b814cc5

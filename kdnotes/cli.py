@@ -127,7 +127,7 @@ def _parser():
     p = _Parser(prog='kdnotes', description='Run the kdnotes experiments and build their report.', epilog=PATHS, formatter_class=_Help)
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     add = lambda parent, name, text: parent.add_parser(name, help=text, description=f'{text}. {PATHS}', formatter_class=_Help)
-    add(sub, 'list', 'experiments and their presets')
+    add(sub, 'list', 'experiments, their presets and which of them ran (results/)')
     for name, text in [('run', 'run one experiment through papermill'), ('reproduce', 'run every experiment that has the preset')]:
         s = add(sub, name, text)
         if name == 'run': s.add_argument('experiment', help=f"one of: {', '.join(experiments())}")
@@ -150,6 +150,12 @@ def _parser():
 # %% ../nbs/11_cli.ipynb #c89b09b5
 def _list():
     for e in experiments(): print(f"{e:20} presets: {', '.join(sorted(PRESETS[e]))}")
+    _list_status()
+
+def _list_status():
+    "The run status of every experiment and preset (`kdnotes.report.run_status`) under the committed results folder."
+    from kdnotes.report import run_status
+    print('\nrun status (results/):\n' + run_status(project_root()/'results').to_string(index=False))
 
 def _reproduce(preset, device, data_dir, seeds):
     todo = [e for e in experiments() if preset in PRESETS[e]]
@@ -169,7 +175,7 @@ def _check_readme(readme:Path, generated:str):
         raise ValueError(f'readme={str(readme)!r}: not a README that kdnotes report wrote (its first line differs); choose another file')
 
 def _report(results, readme, index):
-    from kdnotes.report import GENERATED, check_results_folders, render, results_folders, write_readme
+    from kdnotes.report import GENERATED, check_results_folders, render, results_folders, write_readme, write_tables
     results, readme, index = _in_project(results, 'results', 'results'), _in_project(readme, 'readme', 'README.md'), _in_project(index, 'index', 'nbs/index.ipynb')
     if not results_folders(results): raise ValueError(f'results={str(results)!r}: no results folder with a metrics.json')
     if not index.is_file(): raise ValueError(f'index={str(index)!r}: expected the front page notebook README.md is written from')
@@ -177,6 +183,7 @@ def _report(results, readme, index):
     folders = check_results_folders(results)             # every metrics.json whole and in its place, before anything is written
     for d in folders:
         with writing(d): render(d)
+    with writing(results): write_tables(results)
     with writing(readme): write_readme(readme, index, results)
     print(f'rendered {len(folders)} results folder(s); {readme} written from {index} and {results}')
 

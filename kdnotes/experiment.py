@@ -21,7 +21,7 @@ from .gtn import peak_memory
 from .models import CifarResNet, Stacked, seeded
 from .mtt import DSA, ConvNetD3, FlatNet, Preprocess, train_experts
 from .presets import get_preset
-from .report import md_table, render
+from .report import md_table, render, save_figure
 from .train import evaluate, fit, on_images
 
 # %% auto #0
@@ -73,10 +73,10 @@ class Experiment:
             render(tmp)
             for name, df in (tables or {}).items():
                 (tmp/'tables'/f'{name}.md').write_text(md_table(df)); df.to_csv(tmp/'tables'/f'{name}.csv', index=False)
-            for name, fig in (figures or {}).items(): fig.savefig(tmp/'figures'/f'{name}.png', dpi=120); plt.close(fig)
+            for name, fig in (figures or {}).items(): save_figure(fig, tmp/'figures'/f'{name}.png')
             save_json(provenance(self.dev, experiment=self.name, preset=self.preset, seeds=self.cfg['seeds'], **info,
                                  timings=self.timings, wall_time_s=round(time.time() - self.start, 1)), tmp/'provenance.json')
-        print(f'results in {self.out}')
+        print(f'results folder written: {self.name}/{self.preset}')
         return self.out
 
     def show(self, *tables):

@@ -14,7 +14,7 @@ from torch.func import grad, jvp, vjp, vmap
 from torch.nn.utils.parametrizations import weight_norm
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
-from tqdm.auto import trange
+from tqdm import trange
 
 from .models import seeded
 from .mtt import FlatNet

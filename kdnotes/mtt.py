@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from torch.func import functional_call, grad, vmap
-from tqdm.auto import trange
+from tqdm import trange
 
 from .core import load_json, save_json, save_torch
 from .data import epoch_batches

@@ -4,25 +4,33 @@
 
 # %% ../nbs/10_report.ipynb #7731b4bc
 from __future__ import annotations
-import posixpath, re
+import math, posixpath, re
+from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 import matplotlib.pyplot as plt
+import mpmath
 import nbformat
 import numpy as np
 import pandas as pd
+import seaborn as sns
 
 from .core import load_json
-from .presets import STUDY_SIZE
+from .presets import PRESETS, STUDY_SIZE
 from .train import integral_criterion, mean_std
 
 # %% auto #0
-__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'METRICS_KEYS', 'ADDED', 'START', 'END', 'TABLES', 'GENERATED',
-           'summarise', 'pm', 'why', 'comparison', 'md_table', 'difference', 'last_difference', 'effect', 'clear_sign',
-           'plot_curves', 'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary',
-           'read_metrics', 'render', 'results_folders', 'check_results_folders', 'results_table', 'added',
-           'added_table', 'markers', 'fill_table', 'update_readme', 'rebase_links', 'readme_text', 'write_readme']
+__all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_DATA', 'METRICS_KEYS', 'ADDED', 'STUDIES',
+           'FINDINGS', 'ESTIMATES', 'TEST_PRESETS', 'VERDICTS', 'TABLES', 'GENERATED', 'summarise', 'pm', 'data_copies',
+           'data_label', 'why', 'comparison', 'md_table', 'difference', 'Interval', 't_quantile', 'interval',
+           'n_test_images', 'last_difference', 'effect', 'house_style', 'save_figure', 'plot_curves', 'band',
+           'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render',
+           'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table',
+           'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines',
+           'study_tables', 'run_status', 'status_md', 'mtt_movement', 'conclusion', 'markers', 'fill_table',
+           'write_tables', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -102,24 +110,45 @@ WHY = {   # why ours differ from a printed number by more than 2 std, per experi
     '004_base': "independent runs; the print's ± come from one student trained on over 5 attempts (see the study column)",
     '004_domains': "independent runs; the print's ± come from one student trained on over 5 attempts (see the study column)",
     '004_regression': "`fixed`: the loss as stated, not the code's broadcasting one the print measures; `code`: our Gaussian draw",
-    '004_style': 'CIFAR-10-JPEG and a random-weight VGG-19 in place of Imagenette and a pretrained one',
+    '004_style': '{data} and a random-weight VGG-19 in place of Imagenette and a pretrained one',
     'mtt': 'DC and DSA learn their sets by gradient matching, not trajectory matching',
     '000_kd_alpha': "the study states neither its SGD's settings (ours: MTT's) nor the teacher's training",
-    '003_vid': ('CIFAR-10-JPEG (1–3 points under CIFAR-10) and a random 10112-image subset; our teachers are trained here, one per '
+    '003_vid': ('{data} and a random 10112-image subset; our teachers are trained here, one per '
                 "run; the slides' VID numbers are the best of trials picked by test accuracy"),
 }
 
-def why(claim:dict, experiment:str, preset:str) -> str:
+DATA_NAMES = {'cifar10': 'CIFAR-10', 'cifar10-jpeg': 'CIFAR-10-JPEG', 'mnist': 'MNIST', 'fashion': 'Fashion-MNIST',
+              'imagenette': 'Imagenette', 'synthetic': 'drawn by the experiment'}
+NAMED_DATA = {'001_gtn': 'mnist', '002_cifar10': 'cifar10-jpeg', '000_kd_alpha': 'cifar10-jpeg',   # data named in the notebook, not in
+              '002_synthetic': 'synthetic', '004_regression': 'synthetic'}                           # the settings, by older runs
+
+def data_copies(folder) -> list[str]:
+    "The data sets a run read, by the names of `DATA_NAMES`: from its provenance, else from its settings (older runs)."
+    folder = Path(folder); p = folder/'provenance.json'
+    used = load_json(p).get('data') if p.is_file() else None
+    if used: return sorted({DATA_NAMES.get(c.split(' ')[0], c) for c in used.values()})
+    m = read_metrics(folder); dataset = m.get('settings', {}).get('dataset') or NAMED_DATA.get(m['experiment'])
+    return [DATA_NAMES['cifar10-jpeg' if dataset == 'cifar10' else dataset]] if dataset in DATA_NAMES else []
+
+def data_label(names:list) -> str:
+    "The copies of the data a run read, in words; the JPEG copy of CIFAR-10 named as the lossy copy it is."
+    return ', '.join('CIFAR-10-JPEG (lossy: 1–3 points under the original)' if n == 'CIFAR-10-JPEG' else n for n in names) or 'the data'
+
+def why(claim:dict, experiment:str, preset:str,
+        data:list=() # the copies of the data the run read (`data_copies`), for the reasons that name them
+       ) -> str:
     "One line on why our number differs from the claim: its own note, the experiment's, and a reduced preset."
-    reasons = [claim.get('why') or WHY.get(experiment)]
+    reasons = [(claim.get('why') or WHY.get(experiment) or '').replace('{data}', data_label(data))]
     if preset not in ('paper', 'smoke', *STUDY_SIZE.get(experiment, ())): reasons.insert(0, f'`{preset}` preset: reduced size (kdnotes.presets)')
     if preset == 'smoke': reasons = ['`smoke` preset: a test run on the mini set']
     return '; '.join(r for r in reasons if r) or 'not explained yet'
 
-def comparison(metrics:dict # a results folder's metrics.json
+def comparison(metrics:dict, # a results folder's metrics.json
+               data:list=None # the copies of the data it read (`data_copies`); None: the one its settings name
               ) -> pd.DataFrame:
     "One line per claim and metric: paper, and ours with the difference under every protocol."
-    lines = []
+    lines, ds = [], metrics.get('settings', {}).get('dataset')
+    data = data if data is not None else [DATA_NAMES[ds]] if ds in DATA_NAMES else []
     for c in CLAIMS.get(metrics['experiment'], []):
         if c['row'] not in metrics['histories']: continue
         row = metrics['rows'][c['row']]
@@ -134,7 +163,7 @@ def comparison(metrics:dict # a results folder's metrics.json
             far = [p for p, s in sums.items() if m in s and abs(s[m][0] - c[m][0]) > 2*max(s[m][1], c[m][1])]
             other = [p for p in far if c.get('protocol', p) != p]     # trained on other data than the claim's
             line['why Δ > 2 std'] = '; '.join([f"`{p}` protocol: other training data than the study's `{c['protocol']}`" for p in other]
-                                              + ([why(c, metrics['experiment'], metrics['preset'])] if len(far) > len(other) else []))
+                                              + ([why(c, metrics['experiment'], metrics['preset'], data)] if len(far) > len(other) else []))
             lines.append(line)
     return pd.DataFrame(lines)
 
@@ -156,6 +185,65 @@ def difference(a, # per-run values of the first row
     se = (b - a).std(ddof=1)/len(a)**.5 if paired else (a.var(ddof=1)/len(a) + b.var(ddof=1)/len(b))**.5
     return float(b.mean() - a.mean()), float(se)
 
+# %% ../nbs/10_report.ipynb #56807714
+class Interval(NamedTuple):
+    "A mean (of a row, or of the difference of two rows) with its two-sided t-interval."
+    mean: float; lo: float; hi: float
+    n: int             # runs per row
+    df: float          # degrees of freedom of the t quantile
+    level: float       # coverage, e.g. 0.95
+    paired: bool       # the runs were paired across the two rows
+    n_test: int|None   # the test images whose sampling the interval includes (None: the runs' spread only)
+
+    def sign(self) -> int:
+        "1 where the whole interval lies above 0, -1 where it lies below, else 0."
+        return 1 if self.lo > 0 else -1 if self.hi < 0 else 0
+
+    def text(self, scale:float=100., digits:int=2, signed:bool=True) -> str:
+        "'mean [lo, hi]' in `scale`'s units (100: accuracy in points)."
+        f = lambda v: f'{scale*v:{"+" if signed else ""}.{digits}f}'
+        return f'{f(self.mean)} [{f(self.lo)}, {f(self.hi)}]' if self.lo == self.lo else f'{f(self.mean)} (one run: no interval)'
+
+@cache
+def t_quantile(df:float,          # degrees of freedom, > 0 (math.inf: the normal quantile)
+               level:float=.95    # two-sided coverage
+              ) -> float:
+    "The two-sided Student-t quantile q with P(|t| ≤ q) = `level`."
+    if not df > 0: raise ValueError(f'df={df}: expected a positive number of degrees of freedom')
+    if not 0 < level < 1: raise ValueError(f'level={level}: expected a probability between 0 and 1')
+    if math.isinf(df): return float(mpmath.sqrt(2)*mpmath.erfinv(level))
+    tail = lambda q: mpmath.betainc(df/2, .5, 0, df/(df + q*q), regularized=True)     # P(|t| > q), from 1 at q = 0 down to 0
+    lo, hi = 1e-3, 1e7
+    for _ in range(60): lo, hi = (q, hi) if tail(q := math.sqrt(lo*hi)) > 1 - level else (lo, q)   # bisection on a log scale
+    return math.sqrt(lo*hi)
+
+def interval(b,                  # per-run values of a row
+             a=None,             # per-run values of the row `b` is read against; None: the interval of `b`'s mean
+             paired:bool=False,  # run r of `a` and of `b` share initialisation and batch order (ignored unless both have as many runs)
+             n_test:int=None,    # accuracies scored on these many test images, shared by every run: the test-set term is added
+             level:float=.95) -> Interval:
+    "Mean of `b` (or of `b − a`) with its t-interval over runs, widened by the test set's sampling where `n_test` is given."
+    b = np.asarray(b, float); a = None if a is None else np.asarray(a, float)
+    paired = paired and a is not None and a.shape == b.shape
+    var = lambda x: x.var(ddof=1)/len(x) if len(x) > 1 else np.nan
+    if a is None or paired: x = b if a is None else b - a; mean, v, df = x.mean(), var(x), len(x) - 1
+    else:
+        va, vb = var(a), var(b); mean, v = b.mean() - a.mean(), va + vb
+        df = v**2/(va**2/(len(a) - 1) + vb**2/(len(b) - 1)) if v > 0 else min(len(a), len(b)) - 1      # Welch
+    n = len(b) if a is None else min(len(a), len(b))
+    if n_test and v == v:
+        vt = max(0., (b.mean()*(1 - b.mean()) if a is None else 2 - a.mean() - b.mean() - mean**2)/n_test)
+        if v + vt > 0: df = (v + vt)**2/((v**2/df if v > 0 else 0.) + vt**2/(n_test - 1))      # Satterthwaite
+        v = v + vt
+    if not v == v: return Interval(float(mean), np.nan, np.nan, n, np.nan, level, paired, n_test)
+    h = t_quantile(df, level)*math.sqrt(v) if v > 0 else 0.
+    return Interval(float(mean), float(mean - h), float(mean + h), n, float(df), level, paired, n_test)
+
+def n_test_images(settings:dict # a results folder's settings
+               ) -> int:
+    "How many test images a run scored on: the settings' `n_test`, else 10000 (the whole test set of every data set here)."
+    return settings.get('n_test') or settings.get('sizes', {}).get('n_test') or 10000
+
 # %% ../nbs/10_report.ipynb #67b8cc7e
 def last_difference(a:dict, b:dict,     # histories of two rows: curves `(runs, epochs + 1)`
                     key:str='test_acc', # the curve compared at its last epoch
@@ -166,25 +254,33 @@ def last_difference(a:dict, b:dict,     # histories of two rows: curves `(runs, 
 
 def effect(a:dict, b:dict, key:str='test_acc',
            scale:float=100.,     # units: 100 turns accuracy into points
-           digits:int=2, paired:bool=False) -> str:
-    "`last_difference` of two rows as text, '+d ± se' in `scale`'s units."
-    d, se = last_difference(a, b, key, paired)
-    return f'{scale*d:+.{digits}f} ± {scale*se:.{digits}f}'
-
-def clear_sign(d:float, se:float) -> int:
-    "1 where the difference `d` exceeds twice its standard error `se`, -1 where it is below minus that, else 0."
-    return 1 if d > 2*se else -1 if d < -2*se else 0
+           digits:int=2, paired:bool=False,
+           n_test:int=None       # test images every run was scored on (accuracies): their sampling widens the interval
+          ) -> str:
+    "`b − a` of two rows' last-epoch `key` as text, 'd [lo, hi]' with its 95 % t-interval in `scale`'s units."
+    return interval(np.asarray(b[key])[:, -1], np.asarray(a[key])[:, -1], paired, n_test).text(scale, digits)
 
 # %% ../nbs/10_report.ipynb #cfccdf83
+def house_style():
+    "The report's one figure style: seaborn's white grid, its colour-blind palette, paper-sized text."
+    sns.set_theme(context='paper', style='whitegrid', palette='colorblind', font_scale=1.1)
+
+def save_figure(fig, path:Path):
+    "Write `fig` as `path` (PNG) and beside it as SVG, cropped to what it draws (no title or legend cut off), and close it."
+    for suffix in ('.png', '.svg'): fig.savefig(Path(path).with_suffix(suffix), dpi=120, bbox_inches='tight')
+    plt.close(fig)
+
+house_style()
+
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
-    "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band."
+    "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band, labelled by method, student and teacher."
     keys = [k for k in CURVES if k in metrics['histories'][rows[0]][protocol]]
     legend_h = .2*-(-len(rows)//len(keys))        # the legend sits under the panels, one column per panel
     fig, axs = plt.subplots(1, len(keys), figsize=(5*len(keys), 3.6 + legend_h), squeeze=False)
     for r in rows:
         row, h = metrics['rows'][r], metrics['histories'][r][protocol]
-        label = row['student'] + (', no teacher' if row['teacher'] == '—' else f" ← teacher on {row['teacher']}")
-        label += f" (φ: {row['phi']})" if row['phi'] != '—' else ''
+        label = (f"{row['method']}: " if row.get('method') else '') + row['student'] + (
+            ', no teacher' if row['teacher'] == '—' else f" ← teacher {row['teacher']}") + (f" (φ: {row['phi']})" if row['phi'] != '—' else '')
         for ax, key in zip(axs[0], keys):
             m, s = mean_std(h[key]); e = np.asarray(h.get('epochs', np.arange(len(m))))
             ax.plot(e, m, label=label); ax.fill_between(e, m - s, m + s, alpha=.25)
@@ -306,24 +402,23 @@ def render(results_dir # a folder holding metrics.json
     "Write the tables and figures of a results folder from its metrics.json; return the comparison."
     d = Path(results_dir); metrics = read_metrics(d)
     (d/'tables').mkdir(exist_ok=True); (d/'figures').mkdir(exist_ok=True)
-    cmp = comparison(metrics)
+    cmp = comparison(metrics, data_copies(d))
     (d/'tables'/'comparison.md').write_text(md_table(cmp)); cmp.to_csv(d/'tables'/'comparison.csv', index=False)
     (d/'tables'/'summary.md').write_text(md_table(summary(metrics)))
     protocols = {p for h in metrics['histories'].values() for p in h}
     for name, f in metrics['figures'].items():
         for p in sorted(protocols):
             if not all(p in metrics['histories'][r] for r in f['rows']): continue
-            fig = plot_curves(metrics, f['rows'], p, f['title'])
-            fig.savefig(d/'figures'/f'{name}_{p}.png', dpi=120); plt.close(fig)
+            save_figure(plot_curves(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_{p}.png')
     return cmp
 
 # %% ../nbs/10_report.ipynb #74d553b3
 def results_folders(root='results') -> list[Path]:
-    "Results folders under `root`: per experiment the `paper` preset's, else every other but `smoke`, else `smoke`."
+    "Results folders under `root`: per experiment those at the study's size, else every reduced one, else `smoke`'s."
     found = {}
     for m in sorted(Path(root).glob('[!.]*/[!.]*/metrics.json')):     # not the hidden folders of unfinished writes
         found.setdefault(m.parent.parent.name, []).append(m.parent)
-    rank = lambda d: 0 if d.name == 'paper' else 2 if d.name == 'smoke' else 1
+    rank = lambda d: 0 if d.name == 'paper' or d.name in STUDY_SIZE.get(d.parent.name, ()) else 2 if d.name == 'smoke' else 1
     return [d for ds in found.values() for d in ds if rank(d) == min(map(rank, ds))]
 
 def check_results_folders(root='results') -> list[Path]:
@@ -336,17 +431,17 @@ def check_results_folders(root='results') -> list[Path]:
                              'move it to its own place or remove it')
     return folders
 
-def results_table(root='results') -> str:
-    "Markdown table of every claim beside our numbers, over all results folders under `root`."
+def claims_frame(root='results') -> pd.DataFrame:
+    "Every claim beside our numbers, every metric and protocol, over the results folders under `root` that speak."
     frames = []
     for d in results_folders(root):
         metrics = read_metrics(d)
-        cmp = comparison(metrics)
+        cmp = comparison(metrics, data_copies(d))
         if len(cmp): frames.append(cmp.assign(experiment=metrics['experiment'], preset=metrics['preset']))
     if not frames: raise ValueError(f'{root}: no results folder with a metrics.json that a study claim refers to')
     df = pd.concat(frames, ignore_index=True).fillna('')
     first, last = ['experiment', 'preset'], ['why Δ > 2 std']
-    return md_table(df[first + [c for c in df.columns if c not in first + last] + last])
+    return df[first + [c for c in df.columns if c not in first + last] + last]
 
 # %% ../nbs/10_report.ipynb #4049746a
 ADDED = {
@@ -409,54 +504,324 @@ def _against(entry:dict, match:re.Match, histories:dict, protocol:str) -> tuple:
     same = [n for n in found if protocol in histories[n]]
     return (same[0], protocol) if same else (found[0], next(iter(histories[found[0]]))) if found else (None, None)
 
+def run_link(experiment:str, preset:str) -> str:
+    "A markdown link, written from nbs/, to the executed notebook of a run."
+    return f'[{experiment} · {preset}](../results/{experiment}/{preset}/{experiment}.ipynb)'
+
 def added(metrics:dict # a results folder's metrics.json
          ) -> pd.DataFrame:
-    "One line per added row and protocol: what it adds, ours, and its difference from the row it answers."
-    lines = []
+    "One line per added row and protocol: ours, and its difference from the row it answers with a 95 % t-interval; what it adds."
+    lines, hs = [], metrics['histories']
     for entry in ADDED.get(metrics['experiment'], []):
-        for r, by_protocol in metrics['histories'].items():
+        for r, by_protocol in hs.items():
             if not (match := re.fullmatch(entry['row'], r)): continue
             for p, h in by_protocol.items():
                 s = summarise(h); m = next(m for m in ('acc', 'mse', 'ce') if m in s); d = DIGITS.get(m, 3)
-                line = {'row': f'`{r}`', 'protocol': p, 'metric': METRICS[m], 'ours': pm(s[m], d), 'runs': len(h[_CURVE[m]]),
-                        'against': '', 'Δ (ours − against) ± s.e.': '', 'time (ours / against)': '', 'what it adds': entry['what']}
-                other, q = _against(entry, match, metrics['histories'], p)
-                if other and _CURVE[m] in metrics['histories'][other][q]:
-                    delta, se = difference(_last(metrics['histories'][other][q], m), _last(h, m))
+                line = {'run': run_link(metrics['experiment'], metrics['preset']), 'row': f'`{r}`' + ('' if p == 'independent' else f' ({p})'),
+                        'ours': f'{pm(s[m], d)} ({len(h[_CURVE[m]])})', 'against': '', 'Δ, 95 % interval': '', 'time': '',
+                        'what it adds': entry['what']}
+                other, q = _against(entry, match, hs, p)
+                if other and _CURVE[m] in hs[other][q]:
+                    iv = interval(_last(h, m), _last(hs[other][q], m), paired=True,
+                                  n_test=n_test_images(metrics.get('settings', {})) if m == 'acc' else None)
                     line['against'] = f'`{other}`' + (f' ({q})' if q != p else '')
-                    line['Δ (ours − against) ± s.e.'] = f'{delta:+.{d}f} ± {se:.{d}f}' if se == se else f'{delta:+.{d}f} (one run)'
+                    line['Δ, 95 % interval'] = iv.text(1., d)
                     t, t_against = _seconds(metrics, r, p), _seconds(metrics, other, q)
-                    if t and t_against: line['time (ours / against)'] = f'{t/t_against:.2f}×'
+                    if t and t_against: line['time'] = f'{t/t_against:.2f}×'
                 lines.append(line)
     return pd.DataFrame(lines)
 
 def added_table(root='results') -> str:
     "Markdown table of every added row, over all results folders under `root`."
-    frames = [df.assign(experiment=m['experiment'], preset=m['preset']) for d in results_folders(root)
-              if len(df := added(m := read_metrics(d)))]
+    frames = [df for d in results_folders(root) if len(df := added(read_metrics(d)))]
     if not frames: return 'No results folder holds a row of `kdnotes.report.ADDED` yet.\n'
-    df = pd.concat(frames, ignore_index=True)
-    first = ['experiment', 'preset']
-    return md_table(df[first + [c for c in df.columns if c not in first]])
+    return md_table(pd.concat(frames, ignore_index=True))
+
+# %% ../nbs/10_report.ipynb #4cd83689
+STUDIES = {'000': 'Barinov, Filatov: model and data distillation together', '001': 'Medvedev: cheaper generative teaching networks',
+           '002': 'Gorpinich, Bakhteev, Strijov: KD meta-parameters by hypergradients',
+           '003': 'Oleinik: all-to-all layer alignment by variational information', '004': 'Bayazitov: distillation across domains'}
+
+def _finding(study, claim, printed, experiment, presets, **rule) -> dict:
+    return dict(study=study, claim=claim, printed=printed, experiment=experiment, presets=presets, rule=rule)
+
+FINDINGS = [   # each main claim of the studies; `rule`: how results/ tests it (see above); `a`, `b`: row patterns
+    _finding('000', 'A ResNet-50 trained on CIFAR-10 reaches 74.83 % test accuracy', 'Table 1', '000_kd_alpha', ['paper'],
+             kind='value', b='teacher', value=.7483, tol=.01),
+    _finding('000', "The KD student's accuracy falls as the weight α of the KD term grows (73.30 % at α = 0.25, 69.43 % at 0.75)",
+             'Table 2', '000_kd_alpha', ['paper', 'cpu'], kind='gain', a='kd_literal_a075', b='kd_literal_a025'),
+    _finding('000', 'A Hinton KD term in the inner loss of trajectory matching makes better distilled images (T × α grid)',
+             '§3.3; its Table 3 reprints Table 2', '000_kd_mtt', ['paper', 'cpu'], kind='gain', a='mtt_plain', b=r'kd_T.+_a.+', protocol='ce_eval'),
+    _finding('000', 'Trajectory matching distils CIFAR-10 into 10 images per class that train a ConvNet to 65.3 %',
+             'MTT Table 1, the method study 000 builds on', 'mtt', ['paper'], kind='value', b='cifar10_mtt', value=.653, tol=.02),
+    _finding('000', 'Distilled images train a ConvNet better than as many random real images (10 per class)', 'MTT Table 1; DSA Table 2',
+             'mtt', ['paper', 'cpu'], kind='gain', a=r'(cifar10|mnist)_real_random', b=r'(cifar10|mnist)_mtt'),
+    _finding('001', 'The implicit-function (IFT) meta-gradient needs less memory than backpropagation through the inner loop (K = 32)',
+             'abstract', '001_gtn', ['paper', 'cpu'], kind='cheaper', a='unrolled_K32', b='ift_cg_K32'),
+    _finding('001', 'With the IFT meta-gradient the generator teaches as well as with the unrolled one (K = 32)', 'abstract',
+             '001_gtn', ['paper', 'cpu'], kind='no_loss', a='unrolled_K32', b='ift_cg_K32', margin=.02),
+    _finding('001', 'With gradient matching the generator teaches as well as with the unrolled meta-gradient (K = 32)', 'abstract',
+             '001_gtn', ['paper', 'cpu'], kind='no_loss', a='unrolled_K32', b='matching_K32', margin=.02),
+    _finding('001', 'A generative teaching network trains an MNIST learner to 98.9 % in 32 inner steps', 'GTN, Such et al. 2020',
+             '001_gtn', ['paper'], kind='value', b='unrolled_K32', value=.989, tol=.01),
+    _finding('002', 'KD meta-parameters optimised by hypergradient beat training without distillation (synthetic set)', 'Fig. 4',
+             '002_synthetic', ['paper', 'cpu'], kind='gain', a='no_kd', b='hyper'),
+    _finding('002', 'Optimised meta-parameters beat random ones (synthetic set)', 'Fig. 4', '002_synthetic', ['paper', 'cpu'],
+             kind='gain', a='kd_random', b='hyper'),
+    _finding('002', 'Spline-predicted meta-parameters are not much worse than optimised ones, at a lower cost (synthetic set)',
+             'Figs 3–4', '002_synthetic', ['paper', 'cpu'], kind='no_loss', a='hyper', b='spline_e10_n2', margin=.01),
+    _finding('002', 'Optimised meta-parameters beat training without distillation on CIFAR-10 (CNN teacher)', 'Fig. 9',
+             '002_cifar10', ['paper', 'cpu'], kind='gain', a='no_kd', b='hyper_cnn'),
+    _finding('002', 'Spline-predicted meta-parameters are not much worse than optimised ones on CIFAR-10, at a lower cost', 'Fig. 9',
+             '002_cifar10', ['paper', 'cpu'], kind='no_loss', a='hyper_cnn', b='spline_cnn', margin=.01),
+    _finding('003', 'Hinton KD beats the student trained alone (0.54 → 0.56)', 'slides, results', '003_vid', ['paper', 'slides', 'cpu'],
+             kind='gain', a='alone', b='hinton', protocol='study'),
+    _finding('003', 'Pairwise VID beats Hinton KD (0.56 → 0.58–0.59)', 'slides, results', '003_vid', ['paper', 'slides', 'cpu'],
+             kind='gain', a='hinton', b='vid_pairwise', protocol='study'),
+    _finding('003', 'All-to-all VID is as good as pairwise VID (both 0.58–0.59)', 'slides, results', '003_vid', ['paper', 'slides', 'cpu'],
+             kind='no_loss', a='vid_pairwise', b='vid_all', margin=.01, protocol='study'),
+    _finding('003', 'The VID student reaches its teacher (0.58–0.59 against 0.58)', 'slides, results', '003_vid', ['paper', 'slides', 'cpu'],
+             kind='no_loss', a='teacher', b='vid_pairwise', margin=.01, protocol='study', paired=False),
+    _finding('004', 'A teacher trained on all of Fashion-MNIST helps a student trained on it too (0.878 → 0.885)', 'Table 3',
+             '004_base', ['paper'], kind='gain', a='train_alone', b='train_teacher'),
+    _finding('004', 'A teacher trained on Fashion-Big helps a student trained on Fashion-Small (0.798 → 0.813)', 'Table 4',
+             '004_base', ['paper'], kind='gain', a='small_alone', b='small_teacher'),
+    _finding('004', 'A teacher trained on noisy images helps the Fashion-Small student through φ = noise (0.798 → 0.810)', 'Table 5',
+             '004_domains', ['paper'], kind='gain', a='small_alone', b='noise'),
+    _finding('004', 'A teacher trained on filtered images helps it through the filter φ (0.798 → 0.816)', 'Table 6',
+             '004_domains', ['paper'], kind='gain', a='small_alone', b='conv'),
+    _finding('004', "An MNIST teacher helps it through the study's VAE map φ (0.798 → 0.810)", 'Table 7',
+             '004_domains', ['paper'], kind='gain', a='small_alone', b='mnist_vae_leak'),
+    _finding('004', "A teacher trained on GeneratedMNIST helps it through the VAE map φ (0.798 → 0.803)", 'Table 9',
+             '004_domains', ['paper'], kind='gain', a='small_alone', b='generated_vae_study'),
+    _finding('004', 'A teacher on style-transferred Big images helps the Small student (Imagenette, 0.363 → 0.411)', 'Table 13',
+             '004_style', ['paper', 'cifar'], kind='gain', a='small_alone', b='small_style'),
+    _finding('004', 'A teacher lowers the test MSE of a regression student trained on the small part (1.0790 → 1.0753)', 'Table 17',
+             '004_regression', ['paper'], kind='gain', a='fixed:small_alone', b='fixed:small_teacher'),
+]
+
+# %% ../nbs/10_report.ipynb #c7a89b0c
+ESTIMATES = {   # (experiment, preset) not run here: the machine it needs and its hours there, estimated from the CPU runs' times
+    ('000_kd_alpha', 'paper'): ('GPU', 2), ('000_kd_mtt', 'paper'): ('GPU', 12), ('mtt', 'paper'): ('GPU', 6),
+    ('001_gtn', 'paper'): ('GPU', 3), ('002_cifar10', 'paper'): ('GPU', 4), ('002_synthetic', 'cpu'): ('CPU', .05),
+    ('003_vid', 'paper'): ('GPU', 3), ('003_vid', 'slides_resnet18'): ('GPU', 1.5), ('004_style', 'paper'): ('GPU', 1),
+}
+TEST_PRESETS = ('smoke', 'paper_smoke')       # presets that test the code, not the studies
+
+def at_study_size(experiment:str, preset:str) -> bool:
+    "Whether `preset` runs `experiment` at the study's own size (`paper`, or a preset `STUDY_SIZE` names)."
+    return preset == 'paper' or preset in STUDY_SIZE.get(experiment, ())
+
+def estimate(experiment:str, preset:str) -> str:
+    "The run `experiment` `preset` in words, with the machine and time it needs where `ESTIMATES` has them."
+    machine, hours = ESTIMATES.get((experiment, preset), (None, None))
+    return f'`{experiment}` `{preset}`' + (f', about {60*hours:.0f} min' if hours and hours < 1 else f', about {hours:g} h' if hours else '') + (
+        f' on one {machine}' if machine else '')
+
+def judge(finding:dict, root='results', level:float=.95) -> dict:
+    "The verdict of one finding, from the first of its presets that ran under `root`, and the number behind it."
+    exp = finding['experiment']
+    ran = [p for p in finding['presets'] if (Path(root)/exp/p/'metrics.json').is_file()]
+    if ran: return judge_run(finding, Path(root)/exp/ran[0], level)
+    wanted = estimate(exp, finding['presets'][0])
+    return dict(experiment=exp, preset=None, wanted=wanted, verdict='not testable here', number=f'needs {wanted}', reduced=False)
+
+def judge_run(finding:dict, folder, level:float=.95) -> dict:
+    "The verdict of one finding from the results folder of one run of its experiment, and the number behind it."
+    m = read_metrics(folder); hs, rule, exp = m['histories'], finding['rule'], finding['experiment']
+    out = dict(experiment=exp, preset=m['preset'], wanted=estimate(exp, finding['presets'][0]), reduced=not at_study_size(exp, m['preset']))
+    proto = lambda r: next(p for p in (rule.get('protocol'), 'independent', *hs[r]) if p in hs[r])
+    bs, a = [r for r in hs if re.fullmatch(rule['b'], r)], next((r for r in hs if re.fullmatch(rule.get('a', '^$'), r)), None)
+    if not bs or (a is None) != ('a' not in rule): return out | dict(verdict='not testable here', number='the run lacks the rows')
+    if rule['kind'] == 'cheaper':
+        mem, t = (m['costs'][bs[0]][k]/m['costs'][a][k] for k in ('peak_bytes', 's_per_meta_step'))
+        MiB = lambda r: f"{m['costs'][r]['peak_bytes']/2**20:.1f} MiB"
+        return out | dict(verdict='reproduced' if mem < 1 else 'contradicted',
+                          number=f'peak memory per meta-step {MiB(bs[0])} against {MiB(a)} ({mem:.2f}×, counted: no spread), '
+                                 f'at {t:.2f}× the time per meta-step (`{bs[0]}` against `{a}`)')
+    tested = []
+    for b in bs:
+        metric = 'acc' if 'test_acc' in hs[b][proto(b)] else 'mse'
+        sign = 1 if metric == 'acc' else -1                     # accuracy up, MSE down: a gain is positive
+        iv = interval(sign*_last(hs[b][proto(b)], metric), None if a is None else sign*_last(hs[a][proto(a)], metric),
+                      rule.get('paired', True), n_test_images(m.get('settings', {})) if metric == 'acc' else None, 1 - (1 - level)/len(bs))
+        runs = interval(sign*_last(hs[b][proto(b)], metric), None if a is None else sign*_last(hs[a][proto(a)], metric),
+                        rule.get('paired', True), None, 1 - (1 - level)/len(bs))
+        tested.append((iv, runs, b, metric))
+    iv, runs, b, metric = max(tested, key=lambda x: x[0].mean)
+    scale, digits, unit = (100., 2, ' points') if metric == 'acc' else (1., 4, '')
+    if rule['kind'] == 'value':
+        verdict = 'reproduced' if iv.lo - rule['tol'] <= rule['value'] <= iv.hi + rule['tol'] else 'not reproduced'
+        number = f"{METRICS[metric]} {iv.text(scale, digits, signed=False)}{' %' if metric == 'acc' else ''} (`{b}`)"
+    else:
+        shift = rule.get('margin', 0.) if rule['kind'] == 'no_loss' else 0.
+        verdict = 'reproduced' if iv.lo + shift > 0 else 'contradicted' if iv.hi + shift < 0 else 'not reproduced'
+        number = f"Δ = {iv.text(scale, digits)}{unit} (`{b}` − `{a}`{', lower MSE positive' if metric == 'mse' else ''})"
+        if iv.n_test: number += f', over runs alone {runs.text(scale, digits)}'
+        if shift: number += f'; margin −{scale*shift:g}{unit}'
+        if (tb := _seconds(m, b, proto(b))) and (ta := _seconds(m, a, proto(a))): number += f'; {tb/ta:.2f}× the time'
+    n = (f"{iv.n} {'paired ' if iv.paired else ''}runs" + (f', {iv.n_test} test images' if iv.n_test else '')
+         + (f', best of {len(bs)} rows' if len(bs) > 1 else ''))
+    return out | dict(verdict=verdict, number=f'{number}; {100*iv.level:.3g} % interval, {n}')
+
+# %% ../nbs/10_report.ipynb #8769717f
+VERDICTS = ('reproduced', 'not reproduced', 'contradicted', 'not testable here')
+
+def findings(root='results') -> pd.DataFrame:
+    "Every claim of `FINDINGS` judged from the results folders under `root`."
+    return pd.DataFrame([{'study': f['study'], 'claim': f['claim'], 'printed': f['printed'], **judge(f, root)} for f in FINDINGS])
+
+def run_link(experiment:str, preset:str) -> str:
+    "A markdown link, written from nbs/, to the executed notebook of a run."
+    return f'[{experiment} · {preset}](../results/{experiment}/{preset}/{experiment}.ipynb)'
+
+def findings_md(root='results') -> str:
+    "The front page's numbered Findings, a line counting the verdicts, and the coverage of the printed numbers."
+    df, lines = findings(root), []
+    for i, f in enumerate(df.itertuples(), 1):
+        where = '' if not isinstance(f.preset, str) else f' — {run_link(f.experiment, f.preset)}' + (
+            f"; reduced size: the study's size is {f.wanted}" if f.reduced else '')
+        lines.append(f'{i}. **{f.claim}** (study {f.study}; {f.printed}). *{f.verdict.capitalize()}*: {f.number}{where}.')
+    counts = df.verdict.value_counts()
+    return ('\n'.join(lines) + f"\n\nOf {len(df)} findings: " + ', '.join(f'{counts.get(v, 0)} {v}' for v in VERDICTS)
+            + f'.\n\n{coverage(root)}\n')
+
+# %% ../nbs/10_report.ipynb #a5907aef
+def _printed(claims:list) -> dict:
+    "Each printed number of a list of claims once: (table, metric, value) -> the rows that answer it."
+    out = {}
+    for c in claims:
+        for m in METRICS:
+            if m in c: out.setdefault((c['table'], m, tuple(c[m])), []).append(c['row'])
+    return out
+
+def coverage(root='results') -> str:
+    "One line: the printed numbers by how ours were measured, and the figures drawn."
+    folders = [m.parent for m in sorted(Path(root).glob('[!.]*/[!.]*/metrics.json')) if m.parent.name not in TEST_PRESETS]
+    kinds = {}
+    for exp, claims in CLAIMS.items():
+        runs = [d for d in folders if d.parent.name == exp]
+        for rows in _printed(claims).values():
+            have = [d for d in runs if any(r in read_metrics(d)['histories'] for r in rows)]
+            full = [d for d in have if at_study_size(exp, d.name)]
+            kind = ('not run' if not have else 'on a substitute data set' if read_metrics(have[0]).get('settings', {}).get('substitute')
+                    else 'at reduced size' if not full else "at the study's size, on the JPEG copy of CIFAR-10"
+                    if 'CIFAR-10-JPEG' in data_copies(full[0]) else "at the study's size")
+            kinds[kind] = kinds.get(kind, 0) + 1
+    order = ["at the study's size", "at the study's size, on the JPEG copy of CIFAR-10", 'on a substitute data set', 'at reduced size', 'not run']
+    figures = sum(len(list((d/'figures').glob('*.png'))) for d in folders)
+    beside = '; '.join(f'{kinds[k]} {k}' for k in order[:-1] if k in kinds)
+    return (f"Coverage: of the {sum(kinds.values())} numbers the studies print, ours stand beside {beside}"
+            + (f"; {kinds['not run']} have no run yet" if 'not run' in kinds else '') + f'. {figures} figures are drawn from the results folders.')
+
+# %% ../nbs/10_report.ipynb #e47575f0
+def _pm(v:tuple, digits:int=3) -> str:
+    "A printed 'mean ± std', '—' for the std where the study printed none (stored as 0)."
+    return f'{v[0]:.{digits}f} ± ' + (f'{v[1]:.{digits}f}' if v[1] else '—')
+
+def study_lines(metrics:dict, notes:list, data:list=None) -> list[dict]:
+    "One line per claim of a results folder on its main metric: printed, ours (and under the study's protocol), Δ, run, footnotes."
+    lines, exp, preset = [], metrics['experiment'], metrics['preset']
+    for c in CLAIMS.get(exp, []):
+        if c['row'] not in metrics['histories']: continue
+        m = next(k for k in ('acc', 'mse') if k in c); d = DIGITS.get(m, 3)
+        by = metrics['histories'][c['row']]; row = metrics['rows'][c['row']]
+        main = 'independent' if 'independent' in by else next(iter(by))
+        ours = {p: _last(h, m) for p, h in by.items() if _CURVE[m] in h}
+        cmp = comparison({**metrics, 'histories': {c['row']: by}}, data)
+        text = next((w for w, k in zip(cmp['why Δ > 2 std'], cmp['metric']) if k == METRICS[m] and w), '')
+        if text and text not in notes: notes.append(text)
+        teacher = '' if row['teacher'] == '—' else f" ← {row['teacher']}"
+        line = {'printed in': c['table'] + ('' if m == 'acc' else f' ({METRICS[m]})'), 'row': f"{row['student']}{teacher}" + (f" (φ: {row['phi']})" if row['phi'] != '—' else ''),
+                'paper': _pm(c[m], d), 'ours': f'{ours[main].mean():.{d}f} ± {ours[main].std():.{d}f} ({len(ours[main])})',
+                'Δ': f'{ours[main].mean() - c[m][0]:+.{d}f}'}
+        if 'study' in ours and main != 'study':
+            line["ours, study's protocol"] = f"{ours['study'].mean():.{d}f} ± {ours['study'].std():.{d}f}"
+        lines.append(line | {'run': run_link(exp, preset) + (f' ({main})' if main not in ('independent',) else ''),
+                             'notes': str(notes.index(text) + 1) if text else ''})
+    return lines
+
+def study_tables(root='results') -> str:
+    "The front page's tables: per study, its printed numbers beside ours, with numbered footnotes."
+    folders = results_folders(root); out = []
+    for study, title in STUDIES.items():
+        notes, lines = [], []
+        for d in folders:
+            m = read_metrics(d)
+            if any(c['study'] == study for c in CLAIMS.get(m['experiment'], [])): lines += study_lines(m, notes, data_copies(d))
+        out.append(f'### Study {study} — {title}\n\n')
+        if not lines: out.append('The study prints no number (its claims are figures or orderings: see the Findings).\n\n'); continue
+        df = pd.DataFrame(lines).fillna('')
+        out.append(md_table(df[[c for c in df.columns if c != 'notes'] + ['notes']]) + '\n' +
+                   ''.join(f'{i}. {n}\n' for i, n in enumerate(notes, 1)) + '\n')
+    return ''.join(out)
+
+# %% ../nbs/10_report.ipynb #7c2d1727
+def run_status(root='results') -> pd.DataFrame:
+    "Every experiment × preset (test presets aside): ran (commit, device, wall time, data read) or not (what it needs)."
+    lines = []
+    for exp in sorted(PRESETS):
+        for preset in [p for p in PRESETS[exp] if p not in TEST_PRESETS]:
+            d = Path(root)/exp/preset
+            if (d/'metrics.json').is_file():
+                p = load_json(d/'provenance.json') if (d/'provenance.json').is_file() else {}
+                s = p.get('wall_time_s')
+                lines.append(dict(experiment=exp, preset=preset, status='ran', commit=(p.get('git_commit') or '—')[:7],
+                                  device=p.get('device_name', '—'), time='—' if s is None else f'{s/3600:.1f} h' if s >= 3600 else f'{s/60:.0f} min',
+                                  data=', '.join(data_copies(d)) or '—'))
+            else:
+                machine, hours = ESTIMATES.get((exp, preset), ('—', None))
+                lines.append(dict(experiment=exp, preset=preset, status=f'not run: needs a {machine}' if machine != '—' else 'not run',
+                                  commit='—', device='—', time='—' if hours is None else f'≈ {60*hours:.0f} min' if hours < 1 else f'≈ {hours:g} h', data='—'))
+    return pd.DataFrame(lines)
+
+def status_md(root='results') -> str:
+    "The run-status table as markdown."
+    return md_table(run_status(root))
+
+# %% ../nbs/10_report.ipynb #3d53130a
+def mtt_movement(images, # distilled images `(n, C, H, W)`
+                 start   # the real images they started from, same shape
+                ) -> float:
+    "How far distilled images moved from their starting real images: ‖x − x₀‖ / ‖x₀‖ over the whole set."
+    return float((images - start).norm()/start.norm())
+
+def conclusion(folder,     # the run's results folder
+               extra=()    # lines of the notebook's own numbers, in markdown
+              ) -> str:
+    "The Conclusion of an experiment page as markdown: the verdicts its run supports, what its size cannot tell, `extra`."
+    m = read_metrics(folder); exp, preset = m['experiment'], m['preset']
+    tested = [f for f in FINDINGS if f['experiment'] == exp and preset in f['presets']]
+    untested = [f for f in FINDINGS if f['experiment'] == exp and preset not in f['presets']]
+    lines = [f"- **{f['claim']}** ({f['study']}, {f['printed']}): *{(j := judge_run(f, folder))['verdict']}*; {j['number']}." for f in tested]
+    lines += [f"- Not tested by this run: **{f['claim']}** — it needs {estimate(exp, f['presets'][0])}." for f in untested]
+    if not lines: lines = ['- No main claim of the studies is tested here; the tables above give what the run measured.']
+    size = ('This is a test run on the embedded mini set: it checks the code, and its numbers say nothing about the method.'
+            if preset in TEST_PRESETS else f"This run is at the study's size (`{preset}`)." if at_study_size(exp, preset) else
+            f"This run is at reduced size (`{preset}`): its verdicts say what this size shows, not what the study's size would; "
+            f"that is {estimate(exp, next(iter(PRESETS[exp])))}.")
+    return ('\n'.join(lines + [f'- {e}' for e in extra]) + f'\n\n{size} A verdict rests on a 95 % t-interval over the runs, paired '
+            'where they share their randomness and widened by a bound on the test set\'s own sampling: *not reproduced* means '
+            'that interval holds both signs, so the runs cannot tell.\n')
 
 # %% ../nbs/10_report.ipynb #10509b2b
 def markers(name:str) -> tuple[str, str]:
-    "The start and end markers of the table `name` in the front page."
+    "The start and end markers of the generated part `name` of the front page."
     return f'<!-- {name}:start -->', f'<!-- {name}:end -->'
 
-START, END = markers('results')
-TABLES = {'results': results_table, 'added': added_table}
+TABLES = {'findings': findings_md, 'studies': study_tables, 'added': added_table, 'status': status_md}   # the front page's generated parts
 
 def fill_table(text:str, name:str, table:str) -> str:
-    "`text` with `table` between the two markers of the table `name`."
+    "`text` with `table` between the two markers of the part `name`."
     start, end = markers(name)
     if start not in text or end not in text: raise ValueError(f'no {start} … {end} markers to write the table between')
     return re.sub(f'{re.escape(start)}.*?{re.escape(end)}', lambda _: f'{start}\n{table}{end}', text, flags=re.S)
 
-def update_readme(readme, table:str):
-    "Replace the text between the results markers of the file `readme` with `table`."
-    try: Path(readme).write_text(fill_table(Path(readme).read_text(), 'results', table))
-    except ValueError as e: raise ValueError(f'{readme}: {e}') from None
+def write_tables(root='results') -> list[Path]:
+    "Write the wide tables for machines into `root`: claims.csv (every claim, metric and protocol) and findings.csv."
+    claims_frame(root).to_csv(Path(root)/'claims.csv', index=False)
+    findings(root).to_csv(Path(root)/'findings.csv', index=False)
+    return [Path(root)/'claims.csv', Path(root)/'findings.csv']
 
 # %% ../nbs/10_report.ipynb #45dd5703
 _SCHEME = re.compile(r'[a-zA-Z][a-zA-Z0-9+.-]*:|#|/')
@@ -478,7 +843,7 @@ def readme_text(index, # the front page notebook, nbs/index.ipynb
     cells = nbformat.read(index, as_version=4).cells
     text = rebase_links('\n\n'.join(c.source for c in cells if c.cell_type == 'markdown') + '\n', 'nbs')
     for name, make in TABLES.items():
-        if markers(name)[0] in text: text = fill_table(text, name, make(root))
+        if markers(name)[0] in text: text = fill_table(text, name, rebase_links(make(root), 'nbs'))   # parts link from nbs/ too
     return GENERATED + text
 
 def write_readme(readme='README.md', index='nbs/index.ipynb', root='results') -> Path:

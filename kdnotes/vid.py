@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_vid.ipynb #1aa67bbf
 from __future__ import annotations
-import math, warnings
+import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -50,7 +50,10 @@ def pool_to(f:Tensor, # (B, C, H, W) map
             hw:tuple  # target spatial size, at most (H, W)
            ) -> Tensor:
     "Average-pool `f` to spatial size `hw` (unchanged when it has that size)."
-    return f if tuple(f.shape[2:]) == tuple(hw) else F.adaptive_avg_pool2d(f, hw)
+    (H, W), (h, w) = f.shape[2:], hw
+    if (H, W) == (h, w): return f
+    if H % h or W % w: return F.adaptive_avg_pool2d(f, hw)
+    return f.unflatten(3, (w, W//w)).unflatten(2, (h, H//h)).mean((3, 5))    # whole blocks: the same mean, with vmap's batching rules
 
 def softplus_inv(v:float # a positive value
                 ) -> float:
@@ -296,10 +299,7 @@ def stacked_step(student:Stacked,    # k students
     student.base.train()
     logits, s_feats = stacked_features(student, x)
     if kd is None: losses = vmap(F.cross_entropy)(logits, y)
-    else:
-        with warnings.catch_warnings():        # vmap runs kl_div run by run (no batching rule yet) and says so on every call
-            warnings.filterwarnings('ignore', message='.*batching rule for aten::kl_div')
-            losses = vmap(lambda s, y, t: kd_loss(s, t, y, **kd))(logits, y, soft)
+    else: losses = vmap(lambda s, y, t: kd_loss(s, t, y, **kd))(logits, y, soft)
     if align is not None:
         teacher.base.eval()
         with torch.no_grad(): t_feats = stacked_features(teacher, x)[1]

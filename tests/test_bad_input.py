@@ -18,7 +18,7 @@ from kdnotes.losses import kd_loss
 from kdnotes.models import MLP, CifarResNet, Stacked
 from kdnotes.mtt import init_synthetic
 from kdnotes.presets import get_preset
-from kdnotes.report import read_metrics, render, summarise, update_readme
+from kdnotes.report import read_metrics, render, summarise
 from kdnotes.train import fit, integral_criterion, protocol_runs
 from kdnotes.vid import make_lam
 

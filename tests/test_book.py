@@ -1,5 +1,5 @@
 "`kdnotes book`: every page is there, every link works, and a real browser shows the tables, the figures and, offline, the formulas."
-import html, re, shutil, subprocess, tempfile
+import html, json, re, shutil, subprocess, tempfile
 from pathlib import Path
 import pytest
 from PIL import Image
@@ -26,12 +26,13 @@ def rows(text):
     cell = lambda c: html.unescape(re.sub(r'<[^>]+>', '', c)).strip()
     return [[cell(c) for c in re.findall(r'<t[dh][^>]*>(.*?)</t[dh]>', r, flags=re.S)] for r in re.findall(r'<tr[^>]*>(.*?)</tr>', text, flags=re.S)]
 
-def readme_rows(table='results'):
+def readme_rows(table='studies'):
     "The rows of one of README's tables (header and data), as their cell texts."
     start, end = markers(table)
     block = re.search(f'{start}\n(.*?){end}', (ROOT/'README.md').read_text(), flags=re.S).group(1)
     lines = [l for l in block.splitlines() if l.startswith('|') and not re.fullmatch(r'[|\s:-]+', l)]
-    return [[c.strip().replace('`', '').replace('*', '') for c in l.strip().strip('|').split('|')] for l in lines]
+    unlink = lambda c: re.sub(r'\[([^\]]*)\]\([^)]*\)', r'\1', c)      # a markdown link shows its text
+    return [[unlink(c.strip()).replace('`', '').replace('*', '') for c in l.strip().strip('|').split('|')] for l in lines]
 
 def test_every_page_is_there(book):
     chapters = [f'nbs/{p.stem}.html' for p in (ROOT/'nbs').glob('[0-9][0-9]_*.ipynb')]
@@ -94,3 +95,27 @@ def test_formulas_render_without_network(book):
     assert scripts >= 5 and typeset == scripts, f'{page.name}: {typeset} of {scripts} formulas typeset offline'
     assert 'class="MathJax_Error"' not in dom and 'Math Processing Error' not in dom, f'{page.name}: MathJax reported an error'
     assert 'STIXMathJax_' in dom, f"{page.name}: the formulas are not drawn with the book's STIX web fonts"
+
+
+OVERFLOW_PROBE = """<script>window.addEventListener('load', () => {
+  const main = document.querySelector('main'), wide = [];
+  document.querySelectorAll('main table').forEach((t, i) => { if (t.scrollWidth > t.clientWidth + 1) wide.push(i); });
+  const report = {main: [main.scrollWidth, main.clientWidth], page: [document.documentElement.scrollWidth, window.innerWidth],
+                  findings: document.querySelectorAll('#Findings ~ ol li, h2#Findings + p ~ ol li').length,
+                  items: document.querySelectorAll('.results-table ol > li').length,
+                  studies: [...document.querySelectorAll('h3')].filter(h => h.textContent.startsWith('Study ')).length, wide: wide};
+  const pre = document.createElement('pre'); pre.id = 'overflow-report'; pre.textContent = JSON.stringify(report); document.body.appendChild(pre);
+});</script>"""
+
+def test_front_page_at_1400_by_900_has_findings_and_study_tables_without_sideways_scrolling(book):
+    "At 1400×900 the front page shows the numbered Findings and one table per study, and nothing in the main column scrolls sideways."
+    probe = book/'index-probe.html'
+    probe.write_text((book/'index.html').read_text().replace('</body>', OVERFLOW_PROBE + '</body>'))
+    try: dom = chromium('--window-size=1400,900', '--virtual-time-budget=10000', '--dump-dom', page=probe)
+    finally: probe.unlink()
+    report = json.loads(html.unescape(re.search(r'<pre id="overflow-report">(.*?)</pre>', dom, flags=re.S).group(1)))
+    assert report['items'] >= 20, f'the Findings list has {report["items"]} items'
+    assert report['studies'] == 5, f'{report["studies"]} per-study tables'
+    assert report['main'][0] <= report['main'][1] + 1, f'the main column overflows: scroll width {report["main"]}'
+    assert report['page'][0] <= report['page'][1] + 1, f'the page scrolls sideways: {report["page"]}'
+    assert not report['wide'], f'tables that scroll sideways (their index in the page): {report["wide"]}'
