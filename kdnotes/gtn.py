@@ -93,20 +93,7 @@ def teach(net:FlatNet, w0:Tensor, # initial weights `(P,)`
     return s.chunk(2)[0]
 
 # %% ../nbs/08_gtn.ipynb #7d05b4c8
-class _CheckpointedStep(torch.autograd.Function):
-    "An inner step that keeps only its inputs and recomputes itself in the reverse pass."
-    @staticmethod
-    def forward(ctx, s, x, lr, momentum, step):
-        ctx.step = step
-        ctx.save_for_backward(s, x, lr, momentum)
-        with torch.no_grad(): return step(s, x, lr, momentum)
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, g):
-        inputs = [u.detach().requires_grad_() for u in ctx.saved_tensors]
-        with torch.enable_grad(): out = ctx.step(*inputs)
-        return (*torch.autograd.grad(out, inputs, g, allow_unused=True), None)
+from .mtt import CheckpointedStep
 
 def unrolled_meta_grad(net:FlatNet, w0:Tensor,
                        xs:Tensor, ys:Tensor,    # generated batches `(K, B, ...)` and labels `(K, B)`
@@ -119,7 +106,7 @@ def unrolled_meta_grad(net:FlatNet, w0:Tensor,
     s = torch.cat([w0, torch.zeros_like(w0)])
     for x, y in zip(xs, ys):
         step = lambda s_, x_, lr_, m_, y=y: inner_step(net, s_, x_, y, lr_, m_)
-        s = _CheckpointedStep.apply(s, x, lr, momentum, step) if checkpoint else step(s, x, lr, momentum)
+        s = CheckpointedStep.apply(step, s, x, lr, momentum) if checkpoint else step(s, x, lr, momentum)
     loss = learner_loss(net, s.chunk(2)[0], *real)
     return (loss.detach(), *torch.autograd.grad(loss, (xs, lr, momentum)))
 

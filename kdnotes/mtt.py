@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_mtt.ipynb #33e124fe
 from __future__ import annotations
-import json, math, warnings
+import ctypes, json, math, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,12 @@ from .core import load_json, save_json, save_torch
 from .data import epoch_batches
 from .losses import kd_loss
 from .models import Stacked, n_params, seeded
-from .train import evaluate
+from .train import Checkpoint, evaluate
 
 # %% auto #0
-__all__ = ['DSA_GROUPS', 'ConvNetD3', 'FlatNet', 'DSA', 'Preprocess', 'ce_inner_loss', 'sgd_epoch', 'train_experts',
-           'load_trajectories', 'init_synthetic', 'draw_plan', 'InnerStep', 'unroll', 'matching_loss', 'KDInnerLoss',
-           'distill', 'evaluate_synset', 'show_synthetic']
+__all__ = ['DSA_GROUPS', 'ConvNetD3', 'FlatNet', 'DSA', 'Preprocess', 'ce_inner_loss', 'sgd_epoch', 'keep_freed_memory',
+           'train_experts', 'load_trajectories', 'init_synthetic', 'draw_plan', 'InnerStep', 'CheckpointedStep',
+           'unroll', 'matching_loss', 'KDInnerLoss', 'Matching', 'distill', 'evaluate_synset', 'show_synthetic']
 
 # %% ../nbs/07_mtt.ipynb #c3445f6e
 class ConvNetD3(nn.Sequential):
@@ -227,6 +228,15 @@ def ce_inner_loss(student_logits:Tensor, labels:Tensor, images:Tensor) -> Tensor
 
 def _use_vmap(stacked, params): return params.device.type != 'cpu' if stacked is None else stacked
 
+def _autograd_grads(net, loss):
+    "`(P, x, y) -> (k, P)`: each network's gradient by `torch.autograd.grad` on its row of the stack."
+    def one(p, x, y):
+        p = p.detach().requires_grad_()
+        return torch.autograd.grad(loss(net(p, x), y, x), p)[0]
+    def grads(P, x, y):
+        with torch.enable_grad(): return torch.stack([one(*a) for a in zip(P, x, y)])
+    return grads
+
 def sgd_epoch(net:FlatNet,       # the architecture
               params:Tensor,     # `(k, P)` parameters of the k networks
               X:Tensor, Y:Tensor,# (preprocessed) images and labels, on the device
@@ -237,13 +247,12 @@ def sgd_epoch(net:FlatNet,       # the architecture
               momentum:float=0., # SGD momentum
               wd:float=0.,       # weight decay
               buf:Tensor|None=None, # momentum buffers `(k, P)`; None starts from zero
-              stacked:bool|None=None, # vmap over the networks; None: on a GPU yes, on a CPU one network at a time
+              stacked:bool|None=None, # vmap over the networks; None: on a GPU yes, on a CPU one network at a time (autograd)
               loss=ce_inner_loss # `(logits, labels, images) -> loss` of one network on its augmented batch
              ) -> tuple[Tensor, Tensor]:
     "Parameters and momentum buffers of `k` networks after one epoch of SGD on `loss` (default cross-entropy)."
     buf = torch.zeros_like(params) if buf is None else buf
-    one = grad(lambda p, x, y: loss(net(p, x), y, x))
-    step = vmap(one) if _use_vmap(stacked, params) else lambda P, x, y: torch.stack([one(*a) for a in zip(P, x, y)])
+    step = vmap(grad(lambda p, x, y: loss(net(p, x), y, x))) if _use_vmap(stacked, params) else _autograd_grads(net, loss)
     for idx in batches:
         idx = idx.to(X.device)
         x, y = X[idx], Y[idx]
@@ -253,11 +262,33 @@ def sgd_epoch(net:FlatNet,       # the architecture
         params = params - lr*buf
     return params, buf
 
-# %% ../nbs/07_mtt.ipynb #58dd48f0
-def _generator(state):
-    g = torch.Generator(); g.set_state(state)
-    return g
+# %% ../nbs/07_mtt.ipynb #0b93567f
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4            # glibc's mallopt parameters (malloc.h)
+_GLIBC_DEFAULTS = {_M_TRIM_THRESHOLD: 128*1024, _M_MMAP_MAX: 65536}
+_kept = 0                                          # nesting depth of `keep_freed_memory` blocks
 
+def _glibc():
+    "The C library if it is glibc (it has `mallopt`), else None."
+    try: libc = ctypes.CDLL(None)
+    except OSError: return None
+    return libc if hasattr(libc, 'gnu_get_libc_version') and hasattr(libc, 'mallopt') else None
+
+@contextmanager
+def keep_freed_memory(on:bool=True # False: a block that changes nothing (for callers that decide by device)
+                     ):
+    "Inside the block, glibc keeps freed memory for reuse instead of unmapping it: no page faults for each new tensor."
+    global _kept
+    libc = _glibc() if on else None
+    if libc is None: yield; return
+    if _kept == 0: libc.mallopt(_M_MMAP_MAX, 0); libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    _kept += 1
+    try: yield
+    finally:
+        _kept -= 1
+        if _kept == 0:
+            for param, value in _GLIBC_DEFAULTS.items(): libc.mallopt(param, value)
+
+# %% ../nbs/07_mtt.ipynb #58dd48f0
 def train_experts(net:FlatNet, X:Tensor, Y:Tensor, # architecture, preprocessed training images and labels
                   folder,               # where trajectories and the resumable state are written
                   seeds:list,           # one seed per expert (initialisation, batch order, augmentation)
@@ -271,27 +302,21 @@ def train_experts(net:FlatNet, X:Tensor, Y:Tensor, # architecture, preprocessed 
     "Train the experts (resuming from `folder`), returning trajectories `(k, epochs+1, P)`."
     if epochs < 1 or bs < 1 or not seeds: raise ValueError(f'epochs={epochs}, bs={bs}, seeds={seeds}: expected epochs >= 1, bs >= 1 and at least one seed')
     if group is not None and group < 1: raise ValueError(f'group={group}: expected None or at least 1')
-    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-    config = dict(seeds=list(seeds), lr=lr, bs=bs, numel=net.numel, n=len(X), dsa=repr(dsa), dtype=str(X.dtype))
-    if (folder/'experts.json').exists() and load_json(folder/'experts.json') != config:
-        raise ValueError(f'{folder}: holds experts trained with {load_json(folder/"experts.json")}, not {config}')
-    save_json(config, folder/'experts.json')
-    if (folder/'state.pt').exists():
-        st = torch.load(folder/'state.pt')
-        done, params, order, aug = st['epoch'], st['params'].to(X.device), st['order'], st['aug']
-        order_gens, aug_gens = [_generator(s) for s in order], [_generator(s) for s in aug]
-    else:
-        done, params = 0, net.init(seeds, X.device).to(X.dtype)
-        order_gens = [torch.Generator().manual_seed(s) for s in seeds]
-        aug_gens = [torch.Generator().manual_seed(s + 2**32) for s in seeds]
-        save_torch(params.cpu(), folder/'epoch_0000.pt')
-    for e in trange(done, epochs, disable=not progress, leave=False):
-        batches, k = epoch_batches(len(X), bs, order_gens), group or len(seeds)
-        params = torch.cat([sgd_epoch(net, params[i:i + k], X, Y, [b[i:i + k] for b in batches], lr, dsa, aug_gens[i:i + k])[0]
-                            for i in range(0, len(seeds), k)])
-        save_torch(params.cpu(), folder/f'epoch_{e + 1:04d}.pt')
-        save_torch(dict(epoch=e + 1, params=params.cpu(), order=[g.get_state() for g in order_gens],
-                        aug=[g.get_state() for g in aug_gens]), folder/'state.pt')
+    folder, k = Path(folder), group or len(seeds)
+    params = net.init(seeds, X.device).to(X.dtype)
+    order = [torch.Generator().manual_seed(s) for s in seeds]
+    aug = [torch.Generator().manual_seed(s + 2**32) for s in seeds]
+    config = dict(run='experts', seeds=list(seeds), lr=lr, bs=bs, numel=net.numel, n=len(X), dsa=repr(dsa), dtype=str(X.dtype))
+    checkpoint = Checkpoint(folder, config, {'params': params}, None, order + aug, files=('experts.json', 'state.pt'))
+    done, _ = checkpoint.load()
+    if done == 0: save_torch(params.cpu(), folder/'epoch_0000.pt')
+    with keep_freed_memory(X.device.type == 'cpu'):
+        for e in trange(done, epochs, disable=not progress, leave=False):
+            batches = epoch_batches(len(X), bs, order)
+            params.copy_(torch.cat([sgd_epoch(net, params[i:i + k], X, Y, [b[i:i + k] for b in batches], lr, dsa, aug[i:i + k])[0]
+                                    for i in range(0, len(seeds), k)]))
+            save_torch(params.cpu(), folder/f'epoch_{e + 1:04d}.pt')
+            checkpoint.save(e + 1, {})
     return load_trajectories(folder, epochs)
 
 def load_trajectories(folder, epochs:int|None=None # epochs to read; None: all that are finished
@@ -351,28 +376,27 @@ class InnerStep:
         if self.dsa is not None: x = self.dsa.apply(x, self.draw)
         return self.inner_loss(self.net(theta, x), self.labels[self.idx.to(images.device)], x)
     def __call__(self, theta, images, lr):
-        "θ − lr·∇θ loss, differentiable (with its graph) in θ, images and lr."
-        return theta - lr*torch.autograd.grad(self.loss(theta, images), theta, create_graph=True)[0]
-
-class _CheckpointedStep(torch.autograd.Function):
-    "An inner step that keeps only its input parameters and recomputes itself in the reverse pass."
-    @staticmethod
-    def forward(ctx, theta, images, lr, step):
-        ctx.step = step
-        ctx.save_for_backward(theta, images, lr)
+        "θ − lr·∇θ loss: with its graph (differentiable in θ, images and lr) when grad mode is on, else its value alone."
+        if torch.is_grad_enabled(): return theta - lr*torch.autograd.grad(self.loss(theta, images), theta, create_graph=True)[0]
         with torch.enable_grad():
             t = theta.detach().requires_grad_()
-            g = torch.autograd.grad(step.loss(t, images.detach()), t)[0]
-        return theta.detach() - lr.detach()*g
+            g = torch.autograd.grad(self.loss(t, images.detach()), t)[0]
+        return theta - lr*g
+
+class CheckpointedStep(torch.autograd.Function):
+    "`step(*inputs)` that keeps only its inputs and recomputes itself, with its graph, in the reverse pass."
+    @staticmethod
+    def forward(ctx, step, *inputs):
+        ctx.step = step
+        ctx.save_for_backward(*inputs)
+        with torch.no_grad(): return step(*inputs)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, v):
         inputs = [u.detach().requires_grad_() for u in ctx.saved_tensors]
-        with torch.enable_grad():
-            out = ctx.step(*inputs)
-            grads = torch.autograd.grad(out, inputs, v, allow_unused=True)
-        return (*grads, None)
+        with torch.enable_grad(): out = ctx.step(*inputs)
+        return (None, *torch.autograd.grad(out, inputs, v, allow_unused=True))
 
 # %% ../nbs/07_mtt.ipynb #c5e50bcc
 def unroll(net:FlatNet,          # the student's architecture
@@ -383,13 +407,13 @@ def unroll(net:FlatNet,          # the student's architecture
            plan:list,            # `(idx, draw)` of every step, from `draw_plan`
            dsa:DSA|None=None,    # augmentation the plan's draws belong to
            inner_loss=ce_inner_loss, # `(student_logits, labels, images) -> loss`
-           checkpoint:bool=False # recompute each step in the reverse pass instead of storing its graph
+           checkpoint:bool=False # recompute each step but the last in the reverse pass instead of storing its graph
           ) -> Tensor:
     "The student's parameters after the planned inner SGD steps, differentiable in images and lr."
-    if not checkpoint: theta = theta.detach().requires_grad_()
-    for idx, draw in plan:
+    theta = theta.detach().requires_grad_()
+    for i, (idx, draw) in enumerate(plan):
         step = InnerStep(net, labels, idx, draw, dsa, inner_loss)
-        theta = _CheckpointedStep.apply(theta, images, lr, step) if checkpoint else step(theta, images, lr)
+        theta = CheckpointedStep.apply(step, theta, images, lr) if checkpoint and i < len(plan) - 1 else step(theta, images, lr)
     return theta
 
 def matching_loss(theta:Tensor, start:Tensor, target:Tensor) -> Tensor:
@@ -422,6 +446,29 @@ def _distill_config(trajectories, X, **settings):
     return dict(n_experts=trajectories.shape[0], epochs=trajectories.shape[1] - 1, numel=trajectories.shape[2],
                 n_real=len(X), dtype=str(X.dtype), **{k: repr(v) if k in ('dsa', 'inner_loss') else v for k, v in settings.items()})
 
+@dataclass
+class Matching:
+    "One outer iteration of trajectory matching: the next expert of the cycle, a random start epoch, the unroll, the loss."
+    net:FlatNet
+    trajectories:Tensor   # `(n_experts, E+1, P)`
+    labels:Tensor         # of the synthetic images
+    syn_steps:int         # inner steps N
+    expert_epochs:int     # M
+    max_start_epoch:int   # start epoch uniform in [0, max_start_epoch)
+    batch_syn:int         # synthetic minibatch
+    dsa:DSA|None
+    inner_loss:object = ce_inner_loss
+    checkpoint:bool = False # per-step checkpointing of the unroll
+
+    def __call__(self, images:Tensor, syn_lr:Tensor, generator, cycle:list) -> Tensor:
+        "The matching loss (with its graph); draws from `generator`, takes the next expert off `cycle` (refilled when empty)."
+        if not cycle: cycle.extend(torch.randperm(len(self.trajectories), generator=generator).tolist())
+        e, t = cycle.pop(0), torch.randint(0, self.max_start_epoch, (1,), generator=generator).item()
+        start, target = (self.trajectories[e, s].to(images.device, images.dtype) for s in (t, t + self.expert_epochs))
+        plan = draw_plan(len(images), self.syn_steps, self.batch_syn, images.shape[-2:], self.dsa, generator)
+        theta = unroll(self.net, start, images, self.labels, syn_lr, plan, self.dsa, self.inner_loss, self.checkpoint)
+        return matching_loss(theta, start, target)
+
 def distill(net:FlatNet,           # the student's architecture (the experts')
             trajectories:Tensor,   # expert trajectories `(n_experts, E+1, P)` (CPU is fine)
             X:Tensor, Y:Tensor,    # preprocessed real images and labels (for the initialisation)
@@ -444,7 +491,7 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
             progress:bool=False
            ) -> dict:
     "Learn a synthetic set by trajectory matching: images, labels, learned step size and loss per iteration."
-    n_exp, n_ep = trajectories.shape[:2]
+    n_ep = trajectories.shape[1]
     if not 1 <= max_start_epoch or max_start_epoch - 1 + expert_epochs > n_ep - 1:
         raise ValueError(f'max_start_epoch={max_start_epoch}, expert_epochs={expert_epochs}: expected '
                          f'max_start_epoch >= 1 and max_start_epoch - 1 + expert_epochs <= {n_ep - 1} recorded epochs')
@@ -455,35 +502,22 @@ def distill(net:FlatNet,           # the student's architecture (the experts')
     syn_lr = torch.tensor(lr_teacher, device=X.device, dtype=X.dtype, requires_grad=True)
     opt_img = torch.optim.SGD([images], lr=lr_img, momentum=0.5)
     opt_lr = torch.optim.SGD([syn_lr], lr=lr_lr, momentum=0.5)
-    done, cycle, losses, lrs = 0, [], [], []
-    if folder is not None:
-        folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
-        config = _distill_config(trajectories, X, classes=classes, ipc=ipc, syn_steps=syn_steps, expert_epochs=expert_epochs,
-                                 max_start_epoch=max_start_epoch, lr_img=lr_img, lr_lr=lr_lr, lr_teacher=lr_teacher,
-                                 batch_syn=batch_syn, dsa=dsa, seed=seed,
-                                 **({} if inner_loss is ce_inner_loss else dict(inner_loss=inner_loss)))
-        if (folder/'distill.json').exists() and load_json(folder/'distill.json') != config:
-            raise ValueError(f'{folder}: holds a distillation with {load_json(folder/"distill.json")}, not {config}')
-        save_json(config, folder/'distill.json')
-        if (folder/'distill.pt').exists():
-            st = torch.load(folder/'distill.pt')
-            with torch.no_grad(): images.copy_(st['images']); syn_lr.copy_(st['syn_lr'])
-            opt_img.load_state_dict(st['opt_img']); opt_lr.load_state_dict(st['opt_lr']); g.set_state(st['rng'])
-            done, cycle, losses, lrs = st['iteration'], st['cycle'], st['losses'], st['syn_lrs']
-    save = lambda it: save_torch(dict(iteration=it, images=images.detach().cpu(), syn_lr=syn_lr.detach().cpu(),
-                                      opt_img=opt_img.state_dict(), opt_lr=opt_lr.state_dict(), rng=g.get_state(),
-                                      cycle=list(cycle), losses=losses, syn_lrs=lrs), folder/'distill.pt')
+    config = _distill_config(trajectories, X, classes=classes, ipc=ipc, syn_steps=syn_steps, expert_epochs=expert_epochs,
+                             max_start_epoch=max_start_epoch, lr_img=lr_img, lr_lr=lr_lr, lr_teacher=lr_teacher,
+                             batch_syn=batch_syn, dsa=dsa, seed=seed, **({} if inner_loss is ce_inner_loss else dict(inner_loss=inner_loss)))
+    saved = Checkpoint(folder, config, {'images': images, 'syn_lr': syn_lr}, [opt_img, opt_lr], [g], every=save_every,
+                       files=('distill.json', 'distill.pt'))
+    done, state = saved.load()
+    if done > iterations: raise ValueError(f'iterations={iterations}: folder {folder} holds {done} finished iterations; expected iterations >= {done}')
+    state = state or dict(cycle=[], losses=[], syn_lrs=[])
+    match = Matching(net, trajectories, labels, syn_steps, expert_epochs, max_start_epoch, batch_syn or len(images), dsa, inner_loss, checkpoint)
     for it in trange(done, iterations, disable=not progress, leave=False):
-        if not cycle: cycle = torch.randperm(n_exp, generator=g).tolist()
-        e, t = cycle.pop(0), torch.randint(0, max_start_epoch, (1,), generator=g).item()
-        start, target = (trajectories[e, s].to(X.device, X.dtype) for s in (t, t + expert_epochs))
-        plan = draw_plan(len(images), syn_steps, batch_syn or len(images), X.shape[-2:], dsa, g)
-        loss = matching_loss(unroll(net, start, images, labels, syn_lr, plan, dsa, inner_loss, checkpoint), start, target)
+        loss = match(images, syn_lr, g, state['cycle'])
         if not torch.isfinite(loss): raise ValueError(f'iteration {it}: the matching loss is {loss.item()}; lower lr_img or lr_lr')
         opt_img.zero_grad(); opt_lr.zero_grad(); loss.backward(); opt_img.step(); opt_lr.step()
-        losses.append(loss.item()); lrs.append(syn_lr.item())
-        if folder is not None and ((it + 1) % save_every == 0 or it + 1 == iterations): save(it + 1)
-    return dict(images=images.detach(), labels=labels, syn_lr=syn_lr.detach(), losses=losses, syn_lrs=lrs)
+        state['losses'].append(loss.item()); state['syn_lrs'].append(syn_lr.item())
+        saved.save(it + 1, state, last=it + 1 == iterations)
+    return dict(images=images.detach(), labels=labels, syn_lr=syn_lr.detach(), losses=state['losses'], syn_lrs=state['syn_lrs'])
 
 # %% ../nbs/07_mtt.ipynb #85ca4e88
 def evaluate_synset(net:FlatNet,             # architecture of the fresh networks
@@ -511,10 +545,11 @@ def evaluate_synset(net:FlatNet,             # architecture of the fresh network
         a, c = evaluate(net.stacked(params), (X_test, Y_test), 2000)
         passes.append(n); acc.append(a); ce.append(c)
     record(0)
-    for ep in trange(epochs + 1, disable=not progress, leave=False):
-        params, buf = sgd_epoch(net, params, images, labels, epoch_batches(len(images), bs, order), lr, dsa, aug, momentum, wd, buf, loss=loss)
-        if ep == epochs//2 + 1: lr, buf = lr*decay, None
-        if ep == epochs or (record_every and (ep + 1) % record_every == 0): record(ep + 1)
+    with keep_freed_memory(images.device.type == 'cpu'):
+        for ep in trange(epochs + 1, disable=not progress, leave=False):
+            params, buf = sgd_epoch(net, params, images, labels, epoch_batches(len(images), bs, order), lr, dsa, aug, momentum, wd, buf, loss=loss)
+            if ep == epochs//2 + 1: lr, buf = lr*decay, None
+            if ep == epochs or (record_every and (ep + 1) % record_every == 0): record(ep + 1)
     return dict(passes=passes, test_acc=torch.stack(acc, 1), test_ce=torch.stack(ce, 1))
 
 # %% ../nbs/07_mtt.ipynb #7dd110c2

@@ -84,24 +84,34 @@ def _as_json(obj):
     "`obj` as it reads back from JSON (tuples become lists; anything else JSON lacks, its `str`)."
     return json.loads(json.dumps(obj, default=str))
 
+def _opt_config(opt):
+    "What `config.json` records of the optimiser(s): class and hyper-parameters (a list for several, None for none)."
+    if opt is None: return None
+    if isinstance(opt, (list, tuple)): return [_opt_config(o) for o in opt]
+    return dict(name=type(opt).__name__, **opt.defaults)
+
 class Checkpoint:
-    "Where a run saves its state after every epoch, and what: tensors trained in place, optimiser, generators."
-    def __init__(self, folder,      # where `config.json` and `state.pt` are kept; None: nothing is saved
+    "Where a run saves its state after a step, and what: tensors trained in place, optimisers, generators."
+    def __init__(self, folder,      # where the settings and the state are kept; None: nothing is saved
                  config:dict,       # the caller's settings of the run
                  tensors:dict,      # name -> tensor changed in place by training (parameters, buffers)
-                 opt,               # the optimiser
-                 generators:list    # every `torch.Generator` the run draws from
+                 opt,               # the optimiser, a list of optimisers, or None (an update written by hand)
+                 generators:list,   # every `torch.Generator` the run draws from
+                 every:int=1,       # steps between saves (`save` writes the last step whatever this is)
+                 files:tuple=('config.json', 'state.pt') # names of the settings and state files in `folder`
                 ):
+        if every < 1: raise ValueError(f'every={every}: expected at least 1')
         self.folder = None if folder is None else Path(folder)
-        self.tensors, self.opt, self.generators = tensors, opt, list(generators)
+        self.tensors, self.opt, self.generators, self.every, self.files = tensors, opt, list(generators), every, files
+        self.opts = [] if opt is None else list(opt) if isinstance(opt, (list, tuple)) else [opt]
         self.device = next(iter(tensors.values())).device
-        self.config = _as_json(dict(config, generators=len(self.generators), optimizer=dict(name=type(opt).__name__, **opt.defaults),
+        self.config = _as_json(dict(config, generators=len(self.generators), optimizer=_opt_config(opt),
                                     tensors={k: f'{t.dtype} {tuple(t.shape)}' for k, t in tensors.items()}))
 
     def load(self) -> tuple[int, dict]:
-        "Check the folder's settings and restore its state: the finished epochs and the history so far (0, {} if none)."
+        "Check the folder's settings and restore its state: the finished steps and the history so far (0, {} if none)."
         if self.folder is None: return 0, {}
-        cfg, state = self.folder/'config.json', self.folder/'state.pt'
+        cfg, state = (self.folder/f for f in self.files)
         if cfg.exists():
             saved = load_json(cfg)
             if saved != self.config:
@@ -112,21 +122,22 @@ class Checkpoint:
         st = torch.load(state, map_location='cpu')
         with torch.no_grad():
             for k, t in self.tensors.items(): t.copy_(st['tensors'][k])
-        self.opt.load_state_dict(st['opt'])
+        for o, s in zip(self.opts, st['opt'] if isinstance(self.opt, (list, tuple)) else [st['opt']]): o.load_state_dict(s)
         for g, s in zip(self.generators, st['generators']): g.set_state(s)
         torch.random.set_rng_state(st['torch_rng'])
         if self.device.type == 'cuda': torch.cuda.set_rng_state(st['cuda_rng'], self.device)
         return st['epoch'], st['history']
 
-    def save(self, epoch:int, # finished epochs
-             history:dict     # the history so far
+    def save(self, step:int,        # finished steps (epochs, iterations)
+             history:dict,          # the history so far, and anything else the loop carries (a queue, say)
+             last:bool=False        # the run's last step: saved even between every-th steps
             ):
-        "Write the state after `epoch` finished epochs to `state.pt`, atomically."
-        if self.folder is None: return
-        save_torch(dict(epoch=epoch, history=history, tensors={k: t.detach().cpu() for k, t in self.tensors.items()},
-                        opt=self.opt.state_dict(), generators=[g.get_state() for g in self.generators],
-                        torch_rng=torch.random.get_rng_state(),
-                        cuda_rng=torch.cuda.get_rng_state(self.device) if self.device.type == 'cuda' else None), self.folder/'state.pt')
+        "Write the state after `step` finished steps, atomically, when `step` is a multiple of `every` or the last."
+        if self.folder is None or (step % self.every and not last): return
+        opt = None if self.opt is None else [o.state_dict() for o in self.opts] if isinstance(self.opt, (list, tuple)) else self.opt.state_dict()
+        save_torch(dict(epoch=step, history=history, tensors={k: t.detach().cpu() for k, t in self.tensors.items()},
+                        opt=opt, generators=[g.get_state() for g in self.generators], torch_rng=torch.random.get_rng_state(),
+                        cuda_rng=torch.cuda.get_rng_state(self.device) if self.device.type == 'cuda' else None), self.folder/self.files[1])
 
 # %% ../nbs/04_train.ipynb #9defdf28
 def train_loop(step,             # `idx (k, B) -> losses (k,)`: one optimiser step of every run on the examples `idx`

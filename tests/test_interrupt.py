@@ -37,7 +37,7 @@ def cpu_env(base=None) -> dict:
 
 def saved_steps(state:Path) -> int:
     "Steps the resumable state in `state` holds: finished expert epochs, then finished distillation iterations."
-    if (state/'distill'/'distill.pt').exists(): return EPOCHS + torch.load(state/'distill'/'distill.pt')['iteration']
+    if (state/'distill'/'distill.pt').exists(): return EPOCHS + torch.load(state/'distill'/'distill.pt')['epoch']   # Checkpoint's count of finished steps
     if (state/'experts'/'state.pt').exists(): return torch.load(state/'experts'/'state.pt')['epoch']
     return 0
 
