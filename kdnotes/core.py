@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #1a2ce3ec
 from __future__ import annotations
-import configparser, glob, hashlib, json, numbers, os, platform, random, re, shutil, subprocess, sys, tempfile, time
+import base64, configparser, glob, hashlib, json, math, numbers, os, platform, random, re, shutil, subprocess, sys, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
@@ -230,10 +230,20 @@ def _short(a:np.ndarray):
     "`a` as (nested) lists, each float with the fewest digits that read back as the same value of `a`'s dtype."
     return a.astype(str).astype(np.float64).tolist() if a.dtype.kind == 'f' and a.dtype.itemsize < 8 else a.tolist()
 
+def _bits(a:np.ndarray) -> dict:
+    "A boolean array as JSON: its shape, and its bits packed eight to a byte in base64."
+    return {'bits': base64.b64encode(np.packbits(a)).decode(), 'shape': list(a.shape)}
+
+def _unbits(d:dict):
+    "An object `_bits` wrote, back as a boolean array; any other JSON object as it is."
+    if d.keys() != {'bits', 'shape'}: return d
+    return np.unpackbits(np.frombuffer(base64.b64decode(d['bits']), np.uint8), count=math.prod(d['shape'])).astype(bool).reshape(d['shape'])
+
 def _jsonable(o):
     if isinstance(o, torch.Tensor):
         o = o.detach().cpu()
         o = (o.float() if o.dtype in (torch.float16, torch.bfloat16) else o).numpy()
+    if isinstance(o, np.ndarray) and o.dtype == bool: return _bits(o)
     if isinstance(o, (np.ndarray, np.floating, np.integer)): return _short(np.asarray(o))
     if isinstance(o, Path): return str(o)
     raise TypeError(f'cannot write {type(o).__name__} to JSON')
@@ -241,7 +251,7 @@ def _jsonable(o):
 _NUMBER_LIST = re.compile(r'\[\n\s*((?:[-+.\w]+,\n\s*)*[-+.\w]+)\n\s*\]')   # newlines never occur inside JSON strings
 
 def save_json(obj, path):
-    "Write `obj` (tensors and arrays become lists) to `path` as indented JSON, atomically (a killed write leaves the old file)."
+    "Write `obj` (tensors and arrays become lists, boolean ones packed bits) to `path` as indented JSON, atomically (a killed write leaves the old file)."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     text = _NUMBER_LIST.sub(lambda m: '[' + re.sub(r',\n\s*', ', ', m[1]) + ']', json.dumps(obj, indent=1, default=_jsonable))
     tmp = path.with_name(f'.{path.name}.partial')
@@ -251,8 +261,8 @@ def save_json(obj, path):
         raise OSError(e.errno, e.strerror, str(path)) from None
 
 def load_json(path):
-    "Read JSON from `path`; a damaged file is a ValueError naming it."
-    try: return json.loads(Path(path).read_text())
+    "Read JSON from `path` (packed boolean arrays back as arrays); a damaged file is a ValueError naming it."
+    try: return json.loads(Path(path).read_text(), object_hook=_unbits)
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f'{path}: not valid JSON ({e}); the file is damaged') from None
 
 # %% ../nbs/00_core.ipynb #2cdf0a7a

@@ -270,7 +270,7 @@ def train_student(model:Stacked,    # k students (restarts), trained in place
     with torch.no_grad():
         for name, p in model.params.items(): p.copy_(params[name])
     return {'test_acc': torch.stack([m[0] for m in metrics], 1).cpu(), 'test_ce': torch.stack([m[1] for m in metrics], 1).cpu(),
-            'lam': torch.stack(lams, 1).cpu()}
+            'lam': torch.stack(lams, 1).cpu(), 'test_correct': evaluate(model, test, 2000, correct=True)[-1].cpu()}
 
 # %% ../nbs/09_hyper.ipynb #2b57cb07
 def shuffled_batches(images:ImageSet, # the image set, on the device

@@ -550,7 +550,8 @@ def evaluate_synset(net:FlatNet,             # architecture of the fresh network
             params, buf = sgd_epoch(net, params, images, labels, epoch_batches(len(images), bs, order), lr, dsa, aug, momentum, wd, buf, loss=loss)
             if ep == epochs//2 + 1: lr, buf = lr*decay, None
             if ep == epochs or (record_every and (ep + 1) % record_every == 0): record(ep + 1)
-    return dict(passes=passes, test_acc=torch.stack(acc, 1), test_ce=torch.stack(ce, 1))
+    return dict(passes=passes, test_acc=torch.stack(acc, 1), test_ce=torch.stack(ce, 1),
+                test_correct=evaluate(net.stacked(params), (X_test, Y_test), 2000, correct=True)[-1].cpu())
 
 # %% ../nbs/07_mtt.ipynb #7dd110c2
 def show_synthetic(images:Tensor, labels:Tensor, # synthetic set (preprocessed)

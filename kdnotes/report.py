@@ -25,8 +25,8 @@ from .train import integral_criterion, mean_std
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_DATA', 'METRICS_KEYS', 'ADDED', 'STUDIES',
            'FINDINGS', 'ESTIMATES', 'TEST_PRESETS', 'VERDICTS', 'TABLES', 'GENERATED', 'summarise', 'pm', 'data_copies',
            'data_label', 'why', 'comparison', 'md_table', 'difference', 'Interval', 't_quantile', 'interval',
-           'n_test_images', 'last_difference', 'effect', 'house_style', 'save_figure', 'plot_curves', 'band',
-           'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render',
+           'n_test_images', 'last_difference', 'effect', 'correctness', 'house_style', 'save_figure', 'plot_curves',
+           'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render',
            'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table',
            'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines',
            'study_tables', 'run_status', 'status_md', 'mtt_movement', 'conclusion', 'markers', 'fill_table',
@@ -220,9 +220,11 @@ def t_quantile(df:float,          # degrees of freedom, > 0 (math.inf: the norma
 def interval(b,                  # per-run values of a row
              a=None,             # per-run values of the row `b` is read against; None: the interval of `b`'s mean
              paired:bool=False,  # run r of `a` and of `b` share initialisation and batch order (ignored unless both have as many runs)
-             n_test:int=None,    # accuracies scored on these many test images, shared by every run: the test-set term is added
-             level:float=.95) -> Interval:
-    "Mean of `b` (or of `b − a`) with its t-interval over runs, widened by the test set's sampling where `n_test` is given."
+             n_test:int=None,    # accuracies scored on these many test images, shared by every run: the test-set term (a bound) is added
+             level:float=.95,
+             correct:tuple=None  # `(c_b, c_a)`: which test images each run of `b` (and of `a`, or None) got right, `(runs, N)`: the exact test-set term
+            ) -> Interval:
+    "Mean of `b` (or of `b − a`) with its t-interval over runs, widened by the test set's sampling where `correct` or `n_test` is given."
     b = np.asarray(b, float); a = None if a is None else np.asarray(a, float)
     paired = paired and a is not None and a.shape == b.shape
     var = lambda x: x.var(ddof=1)/len(x) if len(x) > 1 else np.nan
@@ -231,8 +233,12 @@ def interval(b,                  # per-run values of a row
         va, vb = var(a), var(b); mean, v = b.mean() - a.mean(), va + vb
         df = v**2/(va**2/(len(a) - 1) + vb**2/(len(b) - 1)) if v > 0 else min(len(a), len(b)) - 1      # Welch
     n = len(b) if a is None else min(len(a), len(b))
+    if correct is not None:
+        per_image = [None if c is None else np.asarray(c, float).mean(0) for c in correct]     # each image: the fraction of runs right
+        per_image = per_image[0] if per_image[1] is None else per_image[0] - per_image[1]
+        n_test, vt = len(per_image), per_image.var(ddof=1)/len(per_image)
+    elif n_test: vt = max(0., (b.mean()*(1 - b.mean()) if a is None else 2 - a.mean() - b.mean() - mean**2)/n_test)
     if n_test and v == v:
-        vt = max(0., (b.mean()*(1 - b.mean()) if a is None else 2 - a.mean() - b.mean() - mean**2)/n_test)
         if v + vt > 0: df = (v + vt)**2/((v**2/df if v > 0 else 0.) + vt**2/(n_test - 1))      # Satterthwaite
         v = v + vt
     if not v == v: return Interval(float(mean), np.nan, np.nan, n, np.nan, level, paired, n_test)
@@ -258,7 +264,13 @@ def effect(a:dict, b:dict, key:str='test_acc',
            n_test:int=None       # test images every run was scored on (accuracies): their sampling widens the interval
           ) -> str:
     "`b − a` of two rows' last-epoch `key` as text, 'd [lo, hi]' with its 95 % t-interval in `scale`'s units."
-    return interval(np.asarray(b[key])[:, -1], np.asarray(a[key])[:, -1], paired, n_test).text(scale, digits)
+    return interval(np.asarray(b[key])[:, -1], np.asarray(a[key])[:, -1], paired, n_test, correct=correctness(b, a, key)).text(scale, digits)
+
+def correctness(b:dict, a:dict=None, key:str='test_acc') -> tuple|None:
+    "The rows' `test_correct` for `interval`'s exact test-set term, where `key` is accuracy and every row kept it; else None."
+    rows = [b] if a is None else [b, a]
+    if key != 'test_acc' or any(r.get('test_correct') is None for r in rows): return None
+    return (b['test_correct'], None if a is None else a['test_correct'])
 
 # %% ../nbs/10_report.ipynb #cfccdf83
 def house_style():
@@ -643,9 +655,11 @@ def judge_run(finding:dict, folder, level:float=.95) -> dict:
     for b in bs:
         metric = 'acc' if 'test_acc' in hs[b][proto(b)] else 'mse'
         sign = 1 if metric == 'acc' else -1                     # accuracy up, MSE down: a gain is positive
-        iv = interval(sign*_last(hs[b][proto(b)], metric), None if a is None else sign*_last(hs[a][proto(a)], metric),
-                      rule.get('paired', True), n_test_images(m.get('settings', {})) if metric == 'acc' else None, 1 - (1 - level)/len(bs))
-        runs = interval(sign*_last(hs[b][proto(b)], metric), None if a is None else sign*_last(hs[a][proto(a)], metric),
+        hb, ha = hs[b][proto(b)], None if a is None else hs[a][proto(a)]
+        iv = interval(sign*_last(hb, metric), None if a is None else sign*_last(ha, metric), rule.get('paired', True),
+                      n_test_images(m.get('settings', {})) if metric == 'acc' else None, 1 - (1 - level)/len(bs),
+                      correctness(hb, ha, _CURVE[metric]))
+        runs = interval(sign*_last(hb, metric), None if a is None else sign*_last(ha, metric),
                         rule.get('paired', True), None, 1 - (1 - level)/len(bs))
         tested.append((iv, runs, b, metric))
     iv, runs, b, metric = max(tested, key=lambda x: x[0].mean)

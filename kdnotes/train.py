@@ -50,13 +50,15 @@ def predict(model:Stacked, data, bs:int=5000,
 @torch.no_grad()
 def evaluate(model:Stacked, data, bs:int=5000,
              phi=lambda x: x,      # map applied to every chunk of images before the model
-             logits:bool=False     # also return the logits `(k, N, C)`
+             logits:bool=False,    # also return the logits `(k, N, C)`
+             correct:bool=False    # also return which images each run classifies correctly, `(k, N)` booleans
             ) -> tuple[Tensor, ...]:
-    "Accuracy and mean cross-entropy `(k,)` of every run of `model` in evaluation mode on `data` (and the logits)."
+    "Accuracy and mean cross-entropy `(k,)` of every run of `model` in evaluation mode on `data` (then logits, correctness)."
     out = predict(model, data, bs, phi)
     y = torch.cat([y for _, y in _chunks(data, bs)]).expand(model.k, -1)
-    acc, ce = (out.argmax(-1) == y).to(out.dtype).mean(1), F.cross_entropy(out.transpose(1, 2), y, reduction='none').mean(1)
-    return (acc, ce, out) if logits else (acc, ce)
+    right = out.argmax(-1) == y
+    acc, ce = right.to(out.dtype).mean(1), F.cross_entropy(out.transpose(1, 2), y, reduction='none').mean(1)
+    return (acc, ce) + ((out,) if logits else ()) + ((right,) if correct else ())
 
 # %% ../nbs/04_train.ipynb #c10259d0
 def make_optimizer(params:list,      # the tensors to train
@@ -222,7 +224,8 @@ def fit(model:Stacked,     # the k runs to train, in place
     checkpoint = Checkpoint(folder, config, {**model.params, **model.buffers}, optim, gens + list(rngs))
     model.base.train()
     h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, checkpoint=checkpoint, progress=progress)
-    return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'), 'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train)}
+    return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'), 'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train),
+            'test_correct': None if test is None else evaluate(model, test, eval_bs, correct=True)[-1].cpu()}
 
 # %% ../nbs/04_train.ipynb #31986327
 def both_protocols(train_runs,    # `(model, seeds, teacher, folder, progress) -> history`: trains the runs of the stacked `model`

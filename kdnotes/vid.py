@@ -379,7 +379,8 @@ def fit_stacked(student:Stacked,   # k runs to train, in place
                   n_val=None if val is None else len(val), n_test=None if test is None else len(test), transform=_name(transform))
     h = train_loop(step, len(train), epochs, bs, gens, train.x.device, metrics, end_epoch, Checkpoint(folder, config, tensors, optim, gens), progress)
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'),
-            'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train), 'lam': h.get('lam')}
+            'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train), 'lam': h.get('lam'),
+            'test_correct': None if test is None else evaluate(student, test, 1000, tf, correct=True)[-1].cpu()}
 
 # %% ../nbs/05_vid.ipynb #f0061e03
 def network(spec:dict # a preset's network entry: `arch` 'cnn' with `channels` and `hidden`, or a ResNet's name
