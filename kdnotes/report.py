@@ -169,8 +169,8 @@ def comparison(metrics:dict, # a results folder's metrics.json
 
 # %% ../nbs/10_report.ipynb #495e6536
 def md_table(df:pd.DataFrame) -> str:
-    "A DataFrame as a GitHub markdown table."
-    rows = [list(df.columns), ['---']*len(df.columns)] + df.astype(str).values.tolist()
+    "A DataFrame as a GitHub markdown table, missing cells blank."
+    rows = [list(df.columns), ['---']*len(df.columns)] + df.fillna('').astype(str).values.tolist()
     return '\n'.join('| ' + ' | '.join(r) + ' |' for r in rows) + '\n'
 
 # %% ../nbs/10_report.ipynb #d5ec5380

@@ -13,8 +13,11 @@ INDEX = {'cells': [{'cell_type': 'markdown', 'id': 'a1', 'metadata': {}, 'source
          'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
 
 def write_results(folder:Path, experiment:str, preset:str):
-    "A results folder of `experiment`/`preset` as a run writes it: metrics.json and provenance.json naming both."
-    metrics = dict(experiment=experiment, preset=preset, settings={}, rows={}, histories={}, figures={})
+    "A results folder of `experiment`/`preset` as a run writes it: metrics.json (one row a study claim speaks to) and provenance.json."
+    row = {'student': 'FashionMNIST-Train', 'teacher': '—', 'phi': '—'}
+    history = {'test_acc': [[0.7, 0.8], [0.7, 0.9]], 'test_ce': [[0.9, 0.6], [0.9, 0.5]]}
+    metrics = dict(experiment=experiment, preset=preset, settings={}, rows={'train_alone': row},
+                   histories={'train_alone': {'independent': history}}, figures={})
     for f, d in [('metrics.json', metrics), ('provenance.json', dict(experiment=experiment, preset=preset))]: save_json(d, folder/f)
 
 def make_project(root:Path) -> Path:
