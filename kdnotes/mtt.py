@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_mtt.ipynb #33e124fe
 from __future__ import annotations
-import ctypes, json, math, warnings
+import ctypes, math, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +16,7 @@ from torch import nn, Tensor
 from torch.func import functional_call, grad, vmap
 from tqdm import trange
 
-from .core import load_json, save_json, save_torch
+from .core import save_torch
 from .data import epoch_batches
 from .losses import kd_loss
 from .models import Stacked, n_params, seeded

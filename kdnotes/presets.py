@@ -195,6 +195,16 @@ PRESETS['000_kd_mtt'] = {
               'eval': {**PRESETS['mtt']['smoke']['eval'], 'epochs': 19, 'record_every': 10}},
 }
 
+# %% ../nbs/12_presets.ipynb #0040884d
+_mtt_cpu_mnist = {**_mtt_cpu, 'n_real': 5000, 'seeds': list(range(10)),
+                  'experts': {**_mtt_cpu['experts'], 'n': 8, 'epochs': 30},
+                  'distill': {**_mtt_cpu['distill'], 'syn_steps': 20, 'expert_epochs': 1, 'max_start_epoch': 20, 'iterations': 500,
+                              'lr_img': 100., 'save_every': 25},
+                  'eval': {**_mtt_cpu['eval'], 'epochs': 300, 'record_every': 50}}
+PRESETS['mtt']['cpu_mnist'] = _mtt_cpu_mnist
+PRESETS['000_kd_mtt']['cpu_mnist'] = {**_mtt_cpu_mnist, 'grid': dict(T=[1., 3.], alpha=[0.3, 0.7]), 'literal': False,
+                                      'teacher': _kdmtt_cpu['teacher'], 'eval': {**_mtt_cpu_mnist['eval'], 'record_every': None}}
+
 # %% ../nbs/12_presets.ipynb #75538baf
 PRESETS['003_vid']['paper_smoke'] = {**PRESETS['003_vid']['smoke'], 'epochs': 1, 'teacher': {**_vid003['teacher'], 'epochs': 1},
                                      'further': {**_vid003['further'], 'teacher': {**_vid003['further']['teacher'], 'epochs': 1}}}
