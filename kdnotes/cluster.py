@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_cluster.ipynb #0a78b05d
 from __future__ import annotations
-import io, logging, os, secrets, shutil, tarfile, tempfile, time
+import io, logging, os, secrets, shutil, socket, tarfile, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from .presets import PRESETS, get_preset
 
 # %% auto #0
 __all__ = ['VID_ROWS', 'UNITS', 'RAY_DEVICES', 'MAX_RETRIES', 'GATHER', 'unit_stages', 'units_dir', 'unit_dir', 'pack', 'unpack',
-           'sees_driver_cache', 'import_ray', 'check_ray_device', 'task_resources', 'task_name', 'Board', 'run_unit',
-           'Progress', 'Job', 'Outcome', 'RayRun', 'connect', 'run_on_ray']
+           'sees_driver_cache', 'every_node_sees', 'import_ray', 'check_ray_device', 'task_resources', 'task_name',
+           'Board', 'run_unit', 'Progress', 'Job', 'Outcome', 'RayRun', 'connect', 'run_on_ray']
 
 # %% ../nbs/15_cluster.ipynb #948966f9
 VID_ROWS = ['alone', 'hinton', 'vid_pairwise', 'vid_all', 'vid_all_heldout', 'vid_all_fitvar']    # 003_vid's rows of a group
@@ -90,6 +90,14 @@ def sees_driver_cache(cache:str, # the driver's cache folder
     "Whether this machine's cache folder is the driver's, on a disk both see: the same path, and the driver's `marker` in it."
     return cache_dir().resolve() == Path(cache).resolve() and Path(marker).exists()
 
+def every_node_sees(ray, cache:str, marker:str # the driver's cache folder, and a file it made there
+                   ) -> bool:
+    "Whether every node of the Ray cluster that runs tasks sees the driver's cache folder (`sees_driver_cache`)."
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    probe = ray.remote(num_cpus=0)(sees_driver_cache)
+    nodes = [n['NodeID'] for n in ray.nodes() if n['Alive'] and n['Resources'].get('CPU')]
+    return all(ray.get([probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote(cache, marker) for n in nodes]))
+
 # %% ../nbs/15_cluster.ipynb #2ab587a2
 RAY_DEVICES = ('auto', 'cpu', 'cuda')
 MAX_RETRIES = 3            # a task whose worker process died (killed, out of memory, a lost node) is run again this often
@@ -132,7 +140,7 @@ class Board:
 
 def run_unit(job:dict,       # the experiment's arguments and the driver's folders (`RayRun.spec`)
              unit:str|None,  # a unit's name, 'gather', or None: the whole notebook
-             inputs:list,    # Ray references to the tars of every unit of the earlier stages (None where a shared cache holds them)
+             inputs:list,    # Ray references to the tars of every unit of the earlier stages (none with a shared cache)
              board           # the `Board` actor
             ) -> tuple[dict, bytes|None]:
     "Ray task: execute `job`'s notebook for `unit` on this node; what happened, and the unit's result or the results folder as a tar."
@@ -141,24 +149,23 @@ def run_unit(job:dict,       # the experiment's arguments and the driver's folde
     ctx = ray.get_runtime_context()
     node, name, t0 = f'{ray.util.get_node_ip_address()} ({ctx.get_node_id()[:6]})', task_name(job['experiment'], unit), time.time()
     board.started.remote(name, node)
-    shared = sees_driver_cache(job['cache'], job['marker'])
+    shared = job['shared']
     try:
+        if shared and not sees_driver_cache(job['cache'], job['marker']):
+            raise RuntimeError(f"{node} joined the cluster without the cache folder {job['cache']} the other nodes share: "
+                               'give it the same KDNOTES_CACHE, on the same disk')
         with tempfile.TemporaryDirectory(prefix='kdnotes-unit-') as tmp:
             tmp = Path(tmp)
             root = Path(job['root']) if shared else tmp/'units'
-            if not shared:
-                if any(i is None for i in inputs):
-                    raise RuntimeError(f"{node} does not see the cache folder {job['cache']} that other nodes share: give every node the "
-                                       'same KDNOTES_CACHE on a disk they all see, or none a shared one')
-                for data in ray.get(inputs): unpack(data, root)
+            for data in ray.get(inputs): unpack(data, root)
             threads = str(max(1, int(ctx.get_assigned_resources().get('CPU', 1))))
             try:
                 with modified_env(KDNOTES_UNITS=str(root), OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads):
                     executed = execute(job['experiment'], job['preset'], job['device'], tmp/'work', job['data_dir'], job['seeds'], unit,
                                        progress=False)
             except ExperimentFailed as e:
-                return dict(ok=False, node=node, error=str(e), notebook=e.executed.read_bytes() if e.executed and e.executed.exists() else None), None
-            info = dict(ok=True, node=node, shared=shared, seconds=round(time.time() - t0, 1))
+                return dict(ok=False, node=node, error=str(e), notebook=e.notebook()), None
+            info = dict(ok=True, node=node, seconds=round(time.time() - t0, 1))
             if unit in (None, GATHER):
                 shutil.move(executed, tmp/'work'/'out'/executed.name)
                 return info, pack(tmp/'work'/'out')
@@ -211,8 +218,11 @@ class Outcome:
 
 class RayRun:
     "One experiment on Ray: its stages of units one after another, each unit a task, then the gather task."
-    def __init__(self, job:Job, resources:dict):
-        self.job, self.resources, self.start = job, resources, time.time()
+    def __init__(self, job:Job, resources:dict,
+                 shared:bool,   # every node sees the driver's cache folder: no result travels
+                 marker:Path    # the file the driver made there (`every_node_sees`)
+                ):
+        self.job, self.resources, self.shared, self.marker, self.start = job, resources, shared, marker, time.time()
         self.cfg = get_preset(job.experiment, job.preset, job.seeds)
         self.stages = [names for _, names in unit_stages(job.experiment, self.cfg)]
         self.scratch = not self.cfg.get('resume')
@@ -220,8 +230,6 @@ class RayRun:
             clear_stale(cache_dir())            # scratch folders of drivers that were killed
             self.root = Path(tempfile.mkdtemp(prefix=f'.units-{job.experiment}-', dir=cache_dir())); mark_work(self.root)
         else: self.root = units_dir(); self.root.mkdir(parents=True, exist_ok=True)
-        self.marker = self.root/f'.driver-{secrets.token_hex(8)}'
-        self.marker.touch()
         self.next, self.tars, self.running, self.failures, self.outcome = 0, {}, 0, [], Outcome()
         self.todo = sum(not self.complete(u) for names in self.stages for u in names) + 1     # and the gather (or the whole run)
 
@@ -229,7 +237,7 @@ class RayRun:
         "What a task needs to know of the experiment and of the driver's folders."
         j = self.job
         return dict(experiment=j.experiment, preset=j.preset, device=j.device, data_dir=j.data_dir and str(j.data_dir), seeds=j.seeds,
-                    root=str(self.root), cache=str(cache_dir()), marker=str(self.marker))
+                    root=str(self.root), cache=str(cache_dir()), marker=str(self.marker), shared=self.shared)
 
     def folder(self, unit:str) -> Path: return unit_dir(self.job.experiment, self.cfg, unit, self.root)
     def complete(self, unit:str) -> bool: return (self.folder(unit)/'unit.pt').exists()
@@ -239,9 +247,9 @@ class RayRun:
         import ray
         while self.next < len(self.stages):
             names, self.next = self.stages[self.next], self.next + 1
-            for u in names:
-                if self.complete(u): self.tars[u] = ray.put(pack(self.root, self.folder(u).relative_to(self.root)))
-            todo = [u for u in names if u not in self.tars]
+            done = [u for u in names if self.complete(u)]          # by an earlier run of a preset with `resume`
+            for u in done: self.tars[u] = None if self.shared else ray.put(pack(self.root, self.folder(u).relative_to(self.root)))
+            todo = [u for u in names if u not in done]
             for u in todo: submit(self, u)
             if todo: return
         submit(self, GATHER if self.stages else None)
@@ -249,13 +257,16 @@ class RayRun:
     def finished(self, unit:str|None, info:dict, tar, submit):
         "Take in the end of `unit`'s task: bring its result (or the results folder) home, then start what comes next."
         import ray
+        from kdnotes.cli import ExperimentFailed
         self.running -= 1
         self.outcome.tasks.append(dict(unit=unit, **{k: v for k, v in info.items() if k != 'notebook'}))
         if not info['ok']: self.failures.append(self.failure(unit, info))
-        elif unit in (None, GATHER): self.outcome.out = self.write_results(ray.get(tar))
+        elif unit in (None, GATHER):
+            try: self.outcome.out = self.write_results(ray.get(tar))
+            except (ValueError, OSError) as e: self.failures.append(ExperimentFailed(f'{self.job.experiment} ({self.job.preset}): {e}'))
         else:
-            self.tars[unit] = None if info['shared'] else tar
-            if not info['shared']: unpack(ray.get(tar), self.root)
+            self.tars[unit] = None if self.shared else tar
+            if not self.shared: unpack(ray.get(tar), self.root)
         if self.running: return
         if self.failures or self.outcome.out: self.close()
         else: self.advance(submit)
@@ -280,20 +291,23 @@ class RayRun:
         return out
 
     def close(self):
-        "Settle the outcome (the first failure, if any), and remove the scratch folder or the marker."
+        "Settle the outcome (the first failure, if any), and remove the scratch folder."
         if self.failures and self.outcome.error is None:
             more = f' (and {len(self.failures) - 1} other unit(s) failed)' if len(self.failures) > 1 else ''
             self.outcome.error = type(self.failures[0])(f'{self.failures[0]}{more}')
         if self.scratch: shutil.rmtree(self.root, ignore_errors=True)
-        else: self.marker.unlink(missing_ok=True)
 
 # %% ../nbs/15_cluster.ipynb #16fb6061
 def connect(ray, address:str|None):
     "Connect to the Ray cluster at `address` (None: $RAY_ADDRESS, else a new one on this machine); a ValueError if none answers."
+    host, _, port = (address or '').rpartition(':')
+    if host and port.isdigit() and '://' not in address:           # HOST:PORT: Ray would wait for it without end
+        try: socket.create_connection((host, int(port)), timeout=10).close()
+        except OSError as e: raise ValueError(f'address={address!r}: no Ray cluster answers there ({e.strerror or e})') from None
     quiet = dict(log_to_driver=False, logging_level=logging.WARNING)
     try:
         if address or os.environ.get('RAY_ADDRESS'): ray.init(address=address, **quiet)
-        else: ray.init(include_dashboard=False, **quiet)
+        else: ray.init(address='local', include_dashboard=False, **quiet)      # not one `ray start` left running
     except ConnectionError as e: raise ValueError(f'address={address!r}: no Ray cluster answers there ({e})') from None
 
 def run_on_ray(jobs:list,             # the `Job`s, checked
@@ -303,13 +317,15 @@ def run_on_ray(jobs:list,             # the `Job`s, checked
     "Run `jobs` on a Ray cluster, each experiment's stages in order and its units as tasks, the experiments side by side; experiment -> `Outcome`."
     ray = import_ray()
     connect(ray, address)
-    runs = []
+    runs, marker = [], cache_dir()/f'.driver-{secrets.token_hex(8)}'
     try:
         gpus = ray.cluster_resources().get('GPU', 0)
         resources = [task_resources(j.device, gpus) for j in jobs]
+        marker.touch()
+        shared = every_node_sees(ray, str(cache_dir()), str(marker))
         board = ray.remote(num_cpus=0)(Board).remote()
         task = ray.remote(num_returns=2, max_retries=MAX_RETRIES)(run_unit)
-        runs = [RayRun(j, r) for j, r in zip(jobs, resources)]
+        runs = [RayRun(j, r, shared, marker) for j, r in zip(jobs, resources)]
         pending, bar = {}, Progress(sum(r.todo for r in runs), progress)
         def submit(run, unit):
             info, tar = task.options(**run.resources).remote(run.spec(), unit, list(run.tars.values()), board)
@@ -318,7 +334,8 @@ def run_on_ray(jobs:list,             # the `Job`s, checked
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.)
             names = {task_name(run.job.experiment, unit) for run, unit, _, _ in pending.values()}
-            bar.show({n: v for n, v in ray.get(board.now.remote()).items() if n in names})
+            try: bar.show({n: v for n, v in ray.get(board.now.remote(), timeout=10).items() if n in names})
+            except ray.exceptions.RayError: pass        # the board is only for show
             for ref in ready:
                 run, unit, tar, t0 = pending.pop(ref)
                 name = task_name(run.job.experiment, unit)
@@ -334,4 +351,5 @@ def run_on_ray(jobs:list,             # the `Job`s, checked
     finally:
         for run in runs:
             if run.outcome.out is None and run.outcome.error is None: run.close()
+        marker.unlink(missing_ok=True)
         ray.shutdown()
