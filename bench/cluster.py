@@ -8,11 +8,11 @@
 The cluster is two Ray nodes of one CPU each, each with a cache folder of its own, so that the units' results travel
 through Ray as they would between machines; every process has one torch thread. The ratio is local wall time / Ray
 wall time (the target on 2 cores is >= 1.6 for the grid). Ray's overhead per unit is the task's wall time minus the
-unit's own training (starting the notebook's kernel, imports, data, reading earlier stages back, packing its result),
-and the driver's wait beyond the task (scheduling, moving tars). Each side runs on a fresh cache (the `cpu` preset
-keeps resumable state: a second run would only read it back). The machine is shared: the 1-minute load average is
-recorded at the start and end of each side; above the number of cores, other work was running and both sides
-slowed.
+unit's own training (starting the notebook's kernel, imports, data, reading earlier stages back, packing its
+result); the workers' idle time per task counts stage barriers (a stage waits for its slowest unit), scheduling and
+moving tars. Each side runs on a fresh cache (the `cpu` preset keeps resumable state: a second run would only read
+it back). The machine is shared: the 1-minute load average is recorded at the start and end of each side; above
+the number of cores, other work was running and both sides slowed.
 
     KDNOTES_DATA=/path/to/data python bench/cluster.py            # both; ~50 min here (MNIST for the cpu preset)
     python bench/cluster.py --only smoke
@@ -60,15 +60,19 @@ def on_ray(jobs:list, root:Path) -> dict:
     tasks = [dict(experiment=e, **t) for e, o in outcomes.items() for t in o.tasks]
     return dict(wall_s=wall, load_avg=[start, load()], tasks=tasks)
 
-def overhead(tasks:list) -> dict:
-    "Ray's overhead per unit: in the task beyond the unit's training, and the driver's wait beyond the task."
+def overhead(tasks:list, wall:float, workers:int=2) -> dict:
+    "Where Ray's wall time went: each unit's task beyond its training, and the workers' idle time (stage barriers, scheduling, transfers)."
     units = [t for t in tasks if 'unit_s' in t]
-    inside, waiting = [t['seconds'] - t['unit_s'] for t in units], [t['wall_s'] - t['seconds'] for t in tasks]
-    gathers = [t['seconds'] for t in tasks if t['unit'] == 'gather']
-    return dict(units=len(units), in_task_s=dict(mean=round(statistics.mean(inside), 1), median=round(statistics.median(inside), 1)),
-                driver_wait_s=dict(mean=round(statistics.mean(waiting), 1), median=round(statistics.median(waiting), 1)),
-                gather_task_s=dict(mean=round(statistics.mean(gathers), 1)) if gathers else None,
-                unit_training_s=round(sum(t['unit_s'] for t in units), 1))
+    inside = [t['seconds'] - t['unit_s'] for t in units]
+    busy = sum(t['seconds'] for t in tasks)
+    return dict(units=len(units), unit_training_s=round(sum(t['unit_s'] for t in units), 1), task_s=round(busy, 1),
+                in_task_overhead_s=dict(mean=round(statistics.mean(inside), 1), median=round(statistics.median(inside), 1)),
+                gather_task_s=round(statistics.mean([t['seconds'] for t in tasks if t['unit'] == 'gather'] or [0]), 1),
+                workers_busy_share=round(busy/(workers*wall), 2), idle_worker_s_per_task=round((workers*wall - busy)/len(tasks), 1))
+
+def compact(tasks:list) -> list:
+    "Each task's experiment, unit, node, seconds in the task, of the unit's own training, and from submission to its end."
+    return [{k: t.get(k) for k in ('experiment', 'unit', 'node', 'seconds', 'unit_s', 'wall_s')} for t in tasks]
 
 def smoke(tmp:Path) -> dict:
     todo = [e for e in experiments() if 'smoke' in PRESETS[e]]
@@ -77,24 +81,27 @@ def smoke(tmp:Path) -> dict:
     ray = on_ray([Job(e, 'smoke', 'cpu', tmp/'ray'/'results'/e/'smoke') for e in todo], tmp/'ray')
     same = {e: measured(tmp/'local'/'results'/e/'smoke'/'metrics.json') == measured(tmp/'ray'/'results'/e/'smoke'/'metrics.json') for e in todo}
     return dict(experiments=todo, local=loc, ray={k: v for k, v in ray.items() if k != 'tasks'}, ratio=round(loc['wall_s']/ray['wall_s'], 2),
-                tasks=len(ray['tasks']), overhead=overhead(ray['tasks']), identical_but_wall_times=same)
+                overhead=overhead(ray['tasks'], ray['wall_s']), identical_but_wall_times=same, tasks=compact(ray['tasks']))
 
 def grid(tmp:Path) -> dict:
     (tmp/'local').mkdir(parents=True)
     loc = local(['run', '000_kd_mtt', '--preset', 'cpu', '--device', 'cpu', '--out', str(tmp/'local'/'out')], tmp/'local', tmp/'local-cache')
     ray = on_ray([Job('000_kd_mtt', 'cpu', 'cpu', tmp/'ray'/'out')], tmp/'ray')
     return dict(local=loc, ray={k: v for k, v in ray.items() if k != 'tasks'}, ratio=round(loc['wall_s']/ray['wall_s'], 2),
-                overhead=overhead(ray['tasks']), identical_but_wall_times=measured(tmp/'local'/'out'/'metrics.json') == measured(tmp/'ray'/'out'/'metrics.json'),
-                tasks=[{k: t.get(k) for k in ('unit', 'node', 'seconds', 'unit_s', 'wall_s')} for t in ray['tasks']])
+                overhead=overhead(ray['tasks'], ray['wall_s']),
+                identical_but_wall_times=measured(tmp/'local'/'out'/'metrics.json') == measured(tmp/'ray'/'out'/'metrics.json'),
+                tasks=compact(ray['tasks']))
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--only', choices=['smoke', 'grid']); p.add_argument('--out', default='bench/results/cluster.json')
     args = p.parse_args(argv)
     res = dict(benchmark='cluster', note=__doc__.split('\n\n')[1].replace('\n', ' '), cores=os.cpu_count())
+    if args.only and Path(args.out).exists(): res = json.loads(Path(args.out).read_text()) | res    # the other part, kept
     with tempfile.TemporaryDirectory(prefix='kdnotes-bench-cluster-') as tmp:
         if args.only != 'grid': res['reproduce_smoke'] = smoke(Path(tmp)/'smoke'); print('smoke:', json.dumps(res['reproduce_smoke'], default=str)[:400])
         if args.only != 'smoke': res['kd_mtt_cpu'] = grid(Path(tmp)/'grid'); print('000_kd_mtt cpu:', json.dumps(res['kd_mtt_cpu'], default=str)[:400])
+    res['load_avg_note'] = 'load_avg: the 1-minute load average at the start and the end of each side'
     loads = [x for part in ('reproduce_smoke', 'kd_mtt_cpu') if part in res for side in ('local', 'ray') for x in res[part][side]['load_avg']]
     res['busy'] = max(loads) > os.cpu_count()
     if res['busy']: res['busy_note'] = f'the 1-minute load average reached {max(loads)} on {os.cpu_count()} cores: other work shared the machine'
