@@ -19,6 +19,7 @@ requirements = shlex.split(cfg.get('requirements', ''))
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
+ray_requirements = shlex.split(cfg.get('ray_requirements') or '')
 lib = cfg['lib_path']
 
 setuptools.setup(
@@ -35,7 +36,7 @@ setuptools.setup(
     package_dir = {f'{lib}.experiments': f"{cfg['nbs_path']}/experiments"},
     package_data = {f'{lib}.assets': ['*.npz'], f'{lib}.experiments': ['*.ipynb']},
     install_requires = requirements,
-    extras_require = {'dev': dev_requirements},
+    extras_require = {'dev': dev_requirements, 'ray': ray_requirements},
     python_requires = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),
     long_description_content_type = 'text/markdown',

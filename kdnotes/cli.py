@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #d4a08050
 from __future__ import annotations
-import argparse, os, re, shlex, shutil, sys, tempfile, time
+import argparse, os, re, shlex, shutil, sys, tempfile, textwrap, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,8 +14,8 @@ from .core import (atomic_dir, check_replaceable, check_seeds, clear_stale, fetc
 from .presets import PRESETS, get_preset
 
 # %% auto #0
-__all__ = ['FETCH_NAMES', 'PATHS', 'experiments_dir', 'experiments', 'user_path', 'writing', 'ExperimentFailed', 'check_run',
-           'run_experiment', 'main']
+__all__ = ['EXECUTORS', 'FETCH_NAMES', 'PATHS', 'experiments_dir', 'experiments', 'user_path', 'writing', 'ExperimentFailed',
+           'failed', 'check_run', 'execute', 'finish_run', 'run_experiment', 'main']
 
 # %% ../nbs/11_cli.ipynb #9411de34
 def experiments_dir() -> Path:
@@ -46,25 +46,42 @@ def writing(path # where the block writes
 
 # %% ../nbs/11_cli.ipynb #447be3a1
 class ExperimentFailed(RuntimeError):
-    "An experiment notebook raised an error while it ran."
+    "An experiment notebook raised an error while it ran; `executed` is the executed notebook, up to the failing cell (if any)."
+    def __init__(self, message:str, executed:Path=None):
+        super().__init__(message)
+        self.executed = executed
 
-def _failed(e, experiment, preset, executed) -> ExperimentFailed:
-    "`ExperimentFailed` from papermill's error `e`, the executed notebook kept at a named place."
-    kept = Path(tempfile.gettempdir())/f'kdnotes-failed-{experiment}-{preset}.ipynb'
-    if executed.exists(): shutil.copy(executed, kept)
-    return ExperimentFailed(f'{experiment} ({preset}) failed in cell [{e.exec_count}]: {e.ename}: {e.evalue}'
-                            + (f'; the executed notebook: {kept}' if executed.exists() else ''))
+    def notebook(self) -> bytes|None:
+        "The executed notebook's bytes (None if there is none)."
+        return self.executed.read_bytes() if self.executed is not None and self.executed.exists() else None
+
+def failed(message:str,          # what failed, and why
+           notebook:bytes|None,  # the executed notebook, up to the failing cell
+           name:str              # the file name it is kept under, in the system's temporary folder
+          ) -> ExperimentFailed:
+    "`ExperimentFailed(message)`, the executed notebook kept in the system's temporary folder and named in the message."
+    if notebook is None: return ExperimentFailed(message)
+    kept = Path(tempfile.gettempdir())/name
+    kept.write_bytes(notebook)
+    return ExperimentFailed(f'{message}; the executed notebook: {kept}')
 
 # %% ../nbs/11_cli.ipynb #2c1792c0
+EXECUTORS = ('local', 'ray')    # where an experiment's units run: one after another in this process, or on a Ray cluster
+
 def check_run(experiment:str, preset:str, device:str,
               out:Path,          # the results folder, absolute
               data_dir:Path|None, # the data folder, absolute, or None
-              seeds:list|None    # replaces the preset's seeds
+              seeds:list|None,   # replaces the preset's seeds
+              executor:str='local' # 'local': the device is this machine's; 'ray': a Ray cluster's, checked there
              ):
     "Refuse (ValueError) a run with a wrong argument, or whose results folder is not kdnotes' to replace, before it starts."
     if experiment not in experiments(): raise ValueError(f'unknown experiment {experiment!r}: expected one of {experiments()}')
     get_preset(experiment, preset)
-    get_device(device)
+    if executor not in EXECUTORS: raise ValueError(f'executor={executor!r}: expected one of {list(EXECUTORS)}')
+    if executor == 'local': get_device(device)
+    else:
+        from kdnotes.cluster import check_ray_device
+        check_ray_device(device)
     if seeds is not None: check_seeds(seeds)
     if data_dir is not None and not data_dir.is_dir(): raise ValueError(f'data_dir={str(data_dir)!r}: no such folder')
     if (n := len(os.fsencode(out.name))) > 240:         # file systems take 255 bytes; the temporary names add up to 15
@@ -73,6 +90,37 @@ def check_run(experiment:str, preset:str, device:str,
     check_replaceable(out, results_name(experiment, preset), what='out')
 
 # %% ../nbs/11_cli.ipynb #39e8e1fc
+def execute(experiment:str, preset:str, device:str,
+            work:Path,             # the work folder: the executed notebook goes there, the results folder to `work/out`
+            data_dir=None,         # data folder, absolute, or None
+            seeds:list=None,       # replaces the preset's seeds
+            unit:str=None,         # None: the whole notebook; a unit's name, or 'gather' (see `kdnotes.experiment.Experiment.units`)
+            progress:bool=True     # papermill's progress bar over cells
+           ) -> Path:
+    "Execute `experiment`'s notebook with papermill in `work`; the executed notebook. A unit that saved its result and stopped there is a success."
+    import papermill as pm
+    from nbclient.exceptions import DeadKernelError
+    work = Path(work); work.mkdir(parents=True, exist_ok=True)
+    what, executed = f'{experiment} ({preset})' + (f' unit {unit}' if unit else ''), work/f'{experiment}.ipynb'
+    params = dict(preset=preset, device=device, out_dir=str(work/'out'), data_dir=data_dir and str(data_dir), seeds=seeds, unit=unit)
+    try: pm.execute_notebook(experiments_dir()/f'{experiment}.ipynb', executed, parameters=params, progress_bar=progress,
+                             kernel_name='python3', cwd=str(work))
+    except pm.PapermillExecutionError as e:
+        if e.ename == 'UnitDone': return executed
+        raise ExperimentFailed(f'{what} failed in cell [{e.exec_count}]: {e.ename}: {e.evalue}', executed) from None
+    except DeadKernelError as e: raise ExperimentFailed(f"{what}: the notebook's kernel died ({e})") from None
+    return executed
+
+def finish_run(done:Path,   # an executed run's results folder (`work/out`), the executed notebook in it
+               out:Path,    # the results folder to write, absolute
+               start:float  # when the run started (`time.time()`)
+              ):
+    "Make `done` the results folder `out`, whole, with the command and the run's wall time added to its provenance."
+    prov = load_json(done/'provenance.json')
+    save_json(prov | dict(command=shlex.join(['kdnotes', *sys.argv[1:]]) if Path(sys.argv[0]).name == 'kdnotes' else None,
+                          run_wall_time_s=round(time.time() - start, 1)), done/'provenance.json')
+    with writing(out), atomic_dir(out) as tmp: shutil.copytree(done, tmp, dirs_exist_ok=True)
+
 def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
                    preset:str='smoke', # a preset of that experiment
                    device:str='auto',  # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
@@ -82,8 +130,6 @@ def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
                    progress:bool=True  # papermill's progress bar over cells
                   ) -> Path:
     "Execute an experiment notebook with papermill and write its complete results folder."
-    import papermill as pm
-    from nbclient.exceptions import DeadKernelError
     out = user_path(out, 'out') if out is not None else results_dir(experiment, preset)
     data_dir = user_path(data_dir, 'data_dir') if data_dir is not None else None
     check_run(experiment, preset, device, out, data_dir, seeds)
@@ -93,16 +139,10 @@ def run_experiment(experiment:str,     # an experiment name, see `kdnotes list`
     work = Path(tempfile.mkdtemp(prefix=f'.{experiment}-{preset}.', dir=out.parent))
     try:
         mark_work(work)
-        params = dict(preset=preset, device=device, out_dir=str(work/'out'), data_dir=data_dir and str(data_dir), seeds=seeds)
-        try: pm.execute_notebook(experiments_dir()/f'{experiment}.ipynb', work/f'{experiment}.ipynb', parameters=params,
-                                 progress_bar=progress, kernel_name='python3', cwd=str(work))
-        except pm.PapermillExecutionError as e: raise _failed(e, experiment, preset, work/f'{experiment}.ipynb') from None
-        except DeadKernelError as e: raise ExperimentFailed(f"{experiment} ({preset}): the notebook's kernel died ({e})") from None
-        shutil.move(work/f'{experiment}.ipynb', work/'out'/f'{experiment}.ipynb')
-        prov = load_json(work/'out'/'provenance.json')
-        save_json(prov | dict(command=shlex.join(['kdnotes', *sys.argv[1:]]) if Path(sys.argv[0]).name == 'kdnotes' else None,
-                              run_wall_time_s=round(time.time() - start, 1)), work/'out'/'provenance.json')
-        with writing(out), atomic_dir(out) as tmp: shutil.copytree(work/'out', tmp, dirs_exist_ok=True)
+        try: executed = execute(experiment, preset, device, work, data_dir, seeds, progress=progress)
+        except ExperimentFailed as e: raise failed(str(e), e.notebook(), f'kdnotes-failed-{experiment}-{preset}.ipynb') from None
+        shutil.move(executed, work/'out'/executed.name)
+        finish_run(work/'out', out, start)
     finally: shutil.rmtree(work, ignore_errors=True)
     return out
 
@@ -127,7 +167,7 @@ def _parser():
     p = _Parser(prog='kdnotes', description='Run the kdnotes experiments and build their report.', epilog=PATHS, formatter_class=_Help)
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     add = lambda parent, name, text: parent.add_parser(name, help=text, description=f'{text}. {PATHS}', formatter_class=_Help)
-    add(sub, 'list', 'experiments, their presets and which of them ran (results/)')
+    add(sub, 'list', 'experiments, their presets, their units and which of them ran (results/)')
     for name, text in [('run', 'run one experiment through papermill'), ('reproduce', 'run every experiment that has the preset')]:
         s = add(sub, name, text)
         if name == 'run': s.add_argument('experiment', help=f"one of: {', '.join(experiments())}")
@@ -136,6 +176,10 @@ def _parser():
         s.add_argument('--data-dir', metavar='DIR', help='data folder searched first (then $KDNOTES_DATA, then the folder `kdnotes data fetch` fills)')
         s.add_argument('--seeds', type=int, nargs='+', metavar='SEED', help="replace the preset's seeds: distinct integers from 0 to 2**32 - 1")
         if name == 'run': s.add_argument('--out', metavar='DIR', help='results folder (default: results/EXPERIMENT/PRESET in the project folder)')
+        s.add_argument('--executor', default='local', choices=EXECUTORS,
+                       help="where the units run: 'local' (one after another, here) or 'ray' (a Ray cluster; pip install 'kdnotes[ray]')")
+        s.add_argument('--address', metavar='ADDR', help="the Ray cluster of --executor ray: 'auto' (the one this machine is in) or HOST:PORT "
+                                                       '(default: $RAY_ADDRESS, else a Ray instance started on this machine for the run)')
     r = add(sub, 'report', 'check the results, render their tables and figures, and write README.md from nbs/index.ipynb')
     r.add_argument('--results', metavar='DIR', help='folder of results folders (default: results/ in the project folder)')
     r.add_argument('--readme', metavar='FILE', help='README to write (default: README.md in the project folder)')
@@ -148,8 +192,19 @@ def _parser():
     return p
 
 # %% ../nbs/11_cli.ipynb #c89b09b5
+def _units_text(stages:list) -> str:
+    "An experiment's stages of units in a line: `stage: key, key → stage …`."
+    if not stages: return 'one, the whole notebook'
+    return ' → '.join(s if names == [s] else f"{s}: {', '.join(n.removeprefix(s + '/') for n in names)}" for s, names in stages)
+
 def _list():
-    for e in experiments(): print(f"{e:20} presets: {', '.join(sorted(PRESETS[e]))}")
+    from kdnotes.cluster import unit_stages
+    for e in experiments():
+        print(f"{e:20} presets: {', '.join(sorted(PRESETS[e]))}")
+        layouts = {}                         # the presets whose units are the same, together
+        for p in sorted(PRESETS[e]): layouts.setdefault(_units_text(unit_stages(e, get_preset(e, p))), []).append(p)
+        for text, presets in layouts.items():
+            print(textwrap.fill(f"units ({', '.join(presets)}): {text}", 120, initial_indent=' '*21, subsequent_indent=' '*23))
     _list_status()
 
 def _list_status():
@@ -157,12 +212,41 @@ def _list_status():
     from kdnotes.report import run_status
     print('\nrun status (results/):\n' + run_status(project_root()/'results').to_string(index=False))
 
-def _reproduce(preset, device, data_dir, seeds):
+def _jobs_on_ray(jobs:list, address) -> dict:
+    "Run the checked `jobs` on Ray (`kdnotes.cluster.run_on_ray`); experiment -> its results folder, or the error that ended it."
+    from kdnotes.cluster import run_on_ray
+    return {e: o.error or o.out for e, o in run_on_ray(jobs, address).items()}
+
+def _run(experiment, preset, device, out, data_dir, seeds, executor, address) -> Path:
+    if address is not None and executor != 'ray': raise ValueError(f'address={address!r}: is for --executor ray')
+    if executor == 'local': return run_experiment(experiment, preset, device, out, data_dir, seeds)
+    from kdnotes.cluster import Job
+    out = user_path(out, 'out') if out is not None else results_dir(experiment, preset)
+    data_dir = user_path(data_dir, 'data_dir') if data_dir is not None else None
+    check_run(experiment, preset, device, out, data_dir, seeds, executor)
+    outcome = _jobs_on_ray([Job(experiment, preset, device, out, data_dir, seeds)], address)[experiment]
+    if isinstance(outcome, Exception): raise outcome
+    return outcome
+
+def _reproduce(preset, device, data_dir, seeds, executor='local', address=None):
+    if address is not None and executor != 'ray': raise ValueError(f'address={address!r}: is for --executor ray')
     todo = [e for e in experiments() if preset in PRESETS[e]]
     if not todo: raise ValueError(f"preset={preset!r}: no experiment has it; presets: {sorted({p for v in PRESETS.values() for p in v})}")
     data_dir = user_path(data_dir, 'data_dir') if data_dir is not None else None
-    for e in todo: check_run(e, preset, device, results_dir(e, preset), data_dir, seeds)     # all of them before the first starts
-    for e in todo: print(f'{e} ({preset}) -> {run_experiment(e, preset, device, None, data_dir, seeds)}')
+    for e in todo: check_run(e, preset, device, results_dir(e, preset), data_dir, seeds, executor)     # all of them before the first starts
+    if executor == 'ray':
+        from kdnotes.cluster import Job
+        outcomes = _jobs_on_ray([Job(e, preset, device, results_dir(e, preset), data_dir, seeds) for e in todo], address)
+    else:
+        outcomes = {}
+        for e in todo:
+            try: outcomes[e] = run_experiment(e, preset, device, None, data_dir, seeds)
+            except ExperimentFailed as err: outcomes[e] = err        # the next experiments go on
+            print(f'{e} ({preset}) -> {_one_line(outcomes[e]) if isinstance(outcomes[e], Exception) else outcomes[e]}')
+    failures = [e for e, o in outcomes.items() if isinstance(o, Exception)]
+    print(f'\nkdnotes reproduce --preset {preset}: {len(outcomes) - len(failures)} of {len(outcomes)} experiments succeeded')
+    for e, o in outcomes.items(): print(f"  {'FAILED' if e in failures else 'ok':6}  {e:16} {_one_line(o) if e in failures else o}")
+    if failures: raise ExperimentFailed(f"{len(failures)} of {len(outcomes)} experiments failed: {', '.join(failures)}")
 
 def _in_project(value, what, default) -> Path:
     "The path typed for option `what`, or its default in the project folder."
@@ -211,8 +295,8 @@ def main(argv=None):
     p = _parser(); a = p.parse_args(argv)
     try:
         if a.cmd == 'list': _list()
-        elif a.cmd == 'run': print(run_experiment(a.experiment, a.preset, a.device, a.out, a.data_dir, a.seeds))
-        elif a.cmd == 'reproduce': _reproduce(a.preset, a.device, a.data_dir, a.seeds)
+        elif a.cmd == 'run': print(_run(a.experiment, a.preset, a.device, a.out, a.data_dir, a.seeds, a.executor, a.address))
+        elif a.cmd == 'reproduce': _reproduce(a.preset, a.device, a.data_dir, a.seeds, a.executor, a.address)
         elif a.cmd == 'report': _report(a.results, a.readme, a.index)
         elif a.cmd == 'book': _book(a.out)
         else: _fetch(a.names, a.data_dir)

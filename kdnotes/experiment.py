@@ -15,7 +15,9 @@ import torch
 from torch import Tensor, nn
 from IPython.display import Image, Markdown, display
 
-from .core import RunStates, atomic_dir, cache_dir, get_device, provenance, results_dir, save_json, seed_stream, settings_key
+from .cluster import GATHER, unit_dir, unit_stages
+from .core import (RunStates, atomic_dir, cache_dir, get_device, provenance, results_dir, save_json, save_torch, seed_stream,
+                          settings_key)
 from .data import ImageSet, load_dataset
 from .gtn import peak_memory
 from .models import CifarResNet, Stacked, seeded
@@ -25,25 +27,34 @@ from .report import md_table, render, save_figure
 from .train import evaluate, fit, on_images
 
 # %% auto #0
-__all__ = ['Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts', 'mtt_teacher', 'seconds_per_call',
-           'peak_bytes_per_call']
+__all__ = ['UnitDone', 'Experiment', 'random_part', 'MTTData', 'mtt_data', 'MTTStates', 'mtt_experts', 'mtt_teacher',
+           'seconds_per_call', 'peak_bytes_per_call']
 
 # %% ../nbs/14_experiment.ipynb #f43607fd
+class UnitDone(Exception):
+    "Raised once the unit an execution was asked for has saved its result: the execution stops there, its work done."
+
 class Experiment:
-    "One run of an experiment notebook: its settings, device and start time; its results folder, written whole by `finish`."
+    "One run of an experiment notebook: its settings, device and start time; its units; its results folder, written whole by `finish`."
     def __init__(self, name:str,           # the experiment, e.g. '004_base'
                  preset:str='smoke',       # a preset of it (`kdnotes.presets`)
                  seeds:list=None,          # replaces the preset's seeds when given
                  device:str='auto',        # 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
                  data_dir=None,            # folder with the data (else $KDNOTES_DATA)
-                 out_dir=None              # results folder (else results/<name>/<preset> under the project root)
+                 out_dir=None,             # results folder (else results/<name>/<preset> under the project root)
+                 unit:str=None             # None: train every unit; a unit's name: train it alone, then stop; 'gather': read every unit back
                 ):
         self.start, self.timings = time.time(), {}
         self.name, self.preset, self.data_dir = name, preset, data_dir
         self.cfg = get_preset(name, preset, seeds)
         self.dev = get_device(device)
         self.out = Path(out_dir) if out_dir else results_dir(name, preset)
-        print(f"{name}: {preset} preset on {self.dev}, seeds {self.cfg['seeds']}")
+        self.stages, self.unit, self.done, self.read_s = unit_stages(name, self.cfg), unit, 0, 0.
+        names = [u for _, us in self.stages for u in us]
+        if unit is not None and not (names and (unit == GATHER or unit in names)):
+            raise ValueError(f"unit={unit!r}: expected None, {GATHER!r} or one of {names}" if names else f'unit={unit!r}: {name} runs whole; expected None')
+        self.target = None if unit is None else len(self.stages) if unit == GATHER else next(i for i, (_, us) in enumerate(self.stages) if unit in us)
+        print(f"{name}: {preset} preset on {self.dev}, seeds {self.cfg['seeds']}" + (f'; unit {unit}' if unit else ''))
 
     def load(self, dataset:str=None # 'mnist', 'fashion' or 'cifar10-jpeg'; None: the preset's `dataset`
             ) -> dict:
@@ -57,10 +68,57 @@ class Experiment:
 
     @contextmanager
     def timed(self, key:str):
-        "Record the seconds the block takes as `timings[key]`."
-        t0 = time.time()
+        "Record the seconds the block takes as `timings[key]`, counting the training time of the units it reads back."
+        t0, r0 = time.time(), self.read_s
         yield
-        self.timings[key] = round(time.time() - t0, 1)
+        self.timings[key] = round(time.time() - t0 + self.read_s - r0, 1)
+
+    def units(self, stage:str,  # the next stage, as `kdnotes.cluster.UNITS` declares it
+              train,            # a function training the stage's one unit, or a dict key -> such a function, in the declared order
+              rngs:list=()      # generators the units draw from and later cells go on drawing from
+             ):
+        "The stage's result (a dict key -> result for a dict `train`): trained here, or read back from the units' saved results."
+        i, names = self._stage(stage, train)
+        fns = dict(zip(names, [train] if callable(train) else train.values()))
+        if self.target is None: out = [fn() for fn in fns.values()]           # a full run: every unit, in order
+        elif i == self.target:                                                 # the stage of the unit asked for: it alone
+            raise UnitDone(f'{self.unit}: trained, its result saved in {self._train(self.unit, fns[self.unit], rngs)}')
+        else: out = self._read(names, rngs)                                    # an earlier stage, or the gather
+        return out[0] if callable(train) else dict(zip(train, out))
+
+    def _stage(self, stage, train) -> tuple[int, list]:
+        "The index and unit names of `stage`, checked to be the next declared stage, with the declared units in order."
+        names, i = [stage] if callable(train) else [f'{stage}/{k}' for k in train], self.done
+        if i >= len(self.stages) or self.stages[i] != (stage, names):
+            raise ValueError(f"{self.name}: stage {stage!r} of units {names} is not the next that kdnotes.cluster.UNITS declares "
+                             f"({self.stages[i] if i < len(self.stages) else 'none'})")
+        self.done += 1
+        return i, names
+
+    def _train(self, name, fn, rngs) -> Path:
+        "Train unit `name` by `fn()`; save its result, the timings it recorded, its seconds and `rngs`' final states; its folder."
+        before, t0 = dict(self.timings), time.time()
+        result = fn()
+        info = dict(unit=name, seconds=time.time() - t0, timings={k: v for k, v in self.timings.items() if before.get(k) != v})
+        folder = unit_dir(self.name, self.cfg, name)
+        save_json(info, folder/'unit.json')
+        save_torch(dict(result=result, rngs=[g.get_state() for g in rngs], **info), folder/'unit.pt')
+        return folder
+
+    def _read(self, names, rngs) -> list:
+        "The saved results of units `names`, their timings and seconds counted here, each generator set to the state a unit left it in."
+        out, start, drawn = [], [g.get_state() for g in rngs], {}
+        for name in names:
+            path = unit_dir(self.name, self.cfg, name)/'unit.pt'
+            if not path.exists(): raise ValueError(f'{self.name} ({self.preset}): unit {name} has no saved result ({path}); run it first')
+            saved = torch.load(path, map_location=self.dev, weights_only=False)
+            self.timings.update(saved['timings']); self.read_s += saved['seconds']
+            for j, (g, s) in enumerate(zip(rngs, saved['rngs'])):
+                if torch.equal(s.cpu(), start[j]): continue
+                if j in drawn: raise ValueError(f'units {drawn[j]} and {name} both draw from rngs[{j}]: they depend on each other; make them one unit')
+                drawn[j] = name; g.set_state(s.cpu())
+            out.append(saved['result'])
+        return out
 
     def finish(self, metrics:dict,       # what the runs measured: `rows`, `histories`, `figures` (see `kdnotes.report`) and more
                tables:dict=None,         # name -> DataFrame, written to tables/<name>.md and .csv
@@ -68,6 +126,8 @@ class Experiment:
                **info                    # more for provenance.json: other seeds, state folders
               ) -> Path:
         "Write the results folder whole: metrics, rendered and own tables and figures, provenance; the folder."
+        if self.done < len(self.stages):
+            raise ValueError(f'{self.name}: the notebook went through {self.done} of the {len(self.stages)} stages kdnotes.cluster.UNITS declares')
         with atomic_dir(self.out) as tmp:
             save_json(dict(experiment=self.name, preset=self.preset, settings=self.cfg, **metrics), tmp/'metrics.json')
             render(tmp)

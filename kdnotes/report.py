@@ -275,11 +275,12 @@ def correctness(b:dict, a:dict=None, key:str='test_acc') -> tuple|None:
 # %% ../nbs/10_report.ipynb #cfccdf83
 def house_style():
     "The report's one figure style: seaborn's white grid, its colour-blind palette, paper-sized text."
-    sns.set_theme(context='paper', style='whitegrid', palette='colorblind', font_scale=1.1)
+    sns.set_theme(context='paper', style='whitegrid', palette='colorblind', font_scale=1.1, rc={'svg.hashsalt': 'kdnotes'})
 
 def save_figure(fig, path:Path):
-    "Write `fig` as `path` (PNG) and beside it as SVG, cropped to what it draws (no title or legend cut off), and close it."
-    for suffix in ('.png', '.svg'): fig.savefig(Path(path).with_suffix(suffix), dpi=120, bbox_inches='tight')
+    "Write `fig` as `path` (PNG) and beside it as SVG, cropped to what it draws (no title or legend cut off), the same bytes each time, and close it."
+    for suffix, undated in [('.png', {}), ('.svg', {'Date': None})]:
+        fig.savefig(Path(path).with_suffix(suffix), dpi=120, bbox_inches='tight', metadata=undated)
     plt.close(fig)
 
 house_style()

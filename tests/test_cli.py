@@ -7,8 +7,10 @@ import torch
 import torchvision
 from fastcore.xtras import working_directory
 from conftest import ROOT, kdnotes
-from cli_sandbox import make_project, run_main, sandbox, write_results
+import papermill
+from cli_sandbox import fake_execute, make_project, run_main, sandbox, write_results
 
+from kdnotes.cli import experiments
 from kdnotes.core import WORK_MARKER, mark_work, project_root
 from kdnotes.data import IDX_FILES, load_dataset, write_idx
 from kdnotes.report import GENERATED
@@ -17,6 +19,22 @@ def test_list_names_experiments_and_presets():
     r = kdnotes('list')
     assert r.returncode == 0, r.stderr
     assert '004_base' in r.stdout and 'paper' in r.stdout and 'smoke' in r.stdout
+
+def test_reproduce_goes_on_after_a_failure_and_ends_with_a_summary(sandbox, monkeypatch):
+    "One experiment's notebook fails: the others still run, a summary names each, and the exit status is 1."
+    def execute(input_path, output_path, parameters, **kw):
+        if Path(input_path).stem == '004_base': raise papermill.PapermillExecutionError(3, 3, 'x', 'ValueError', 'a bad value', [])
+        fake_execute(input_path, output_path, parameters, **kw)
+    monkeypatch.setattr(papermill, 'execute_notebook', execute)
+    code, out, err = run_main('reproduce', '--preset', 'paper')
+    others = [e for e in experiments() if e != '004_base']
+    assert code == 1 and err.splitlines()[-1] == f'kdnotes: error: 1 of {len(others) + 1} experiments failed: 004_base', err
+    summary = out[out.index(f'kdnotes reproduce --preset paper: {len(others)} of {len(others) + 1} experiments succeeded'):].splitlines()[1:]
+    failed = next(l for l in summary if l.split()[:2] == ['FAILED', '004_base'])
+    assert failed.split()[2:] == ['004_base', '(paper)', 'failed', 'in', 'cell', '[3]:', 'ValueError:', 'a', 'bad', 'value'], summary
+    assert sorted(l.split()[1] for l in summary if l.split()[0] == 'ok') == others
+    assert all((sandbox/'results'/e/'paper'/'metrics.json').is_file() for e in others)
+    assert not (sandbox/'results'/'004_base'/'paper').exists()
 
 # ---------------------------------------------------------------- help
 @pytest.mark.parametrize('command, shown', [
