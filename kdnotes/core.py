@@ -17,7 +17,7 @@ __all__ = ['MAX_SEED', 'WORK_MARKER', 'DATA_USED', 'SEED_STREAMS', 'data_roots',
            'RunStates', 'get_device', 'device_name', 'seed_everything', 'check_seeds', 'process_start', 'mark_work',
            'is_stale', 'clear_stale', 'results_name', 'results_identity', 'check_replaceable', 'restore_replaced',
            'current_umask', 'atomic_dir', 'project_root', 'results_dir', 'save_json', 'load_json', 'save_torch',
-           'git_commit', 'provenance', 'seed_stream', 'default_dtype']
+           'git_commit', 'provenance', 'seed_stream', 'default_dtype', 'test_same']
 
 # %% ../nbs/00_core.ipynb #bfa19425
 def data_roots(data_dir=None # a folder given by the caller, searched first
@@ -314,3 +314,16 @@ def default_dtype(dtype:torch.dtype # the default floating dtype inside the bloc
     torch.set_default_dtype(dtype)
     try: yield
     finally: torch.set_default_dtype(before)
+
+# %% ../nbs/00_core.ipynb #8af68880
+def test_same(a, b, path:str='result'):
+    "Nested dicts, lists and tuples of tensors and plain values equal exactly (tensors bit for bit, dtypes included); a failure names where."
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and list(a) == list(b), f'{path}: keys {list(a)} against {list(b) if isinstance(b, dict) else type(b).__name__}'
+        for k in a: test_same(a[k], b[k], f'{path}/{k}')
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f'{path}: {len(a)} items against {b!r:.80}'
+        for i, (x, y) in enumerate(zip(a, b)): test_same(x, y, f'{path}/{i}')
+    elif isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b), f'{path}: tensors differ ({a.dtype} against {getattr(b, "dtype", type(b).__name__)})'
+    else: assert a == b, f'{path}: {a!r} against {b!r}'

@@ -233,7 +233,7 @@ def mtt_experts(data:MTTData, states:MTTStates,
 def mtt_teacher(data:MTTData, states:MTTStates,
                 teacher:dict,       # the preset's `teacher` settings: arch, width, epochs, bs, lr, dsa, seed
                 progress:bool=True) -> tuple[nn.Module, dict]:
-    "KD-MTT's teacher trained on `data`'s real images (resumable in `states`), and its test history before and after training."
+    "KD-MTT's teacher trained on `data`'s real images (resumable in `states`), and its test history before and after training (with which test images it gets right)."
     channels, size, classes = data.X.shape[1], data.X.shape[-1], len(data.classes)
     make = (partial(CifarResNet, teacher['arch'], classes, channels) if teacher['arch'].startswith('resnet')
             else partial(ConvNetD3, channels, classes, size, width=teacher['width']))
@@ -243,9 +243,9 @@ def mtt_teacher(data:MTTData, states:MTTStates,
     prep = (lambda z: DSA()(data.pre(z), aug)) if teacher['dsa'] else data.pre
     fit(model, data.real, teacher['epochs'], teacher['bs'], [teacher['seed']], teacher['lr'], transform=lambda x: on_images(prep, x),
         progress=progress, folder=states.teacher(teacher), rngs=[aug])
-    after = evaluate(model, (data.X_test, data.Y_test), 500)
+    after = evaluate(model, (data.X_test, data.Y_test), 500, correct=True)
     return model.unstack(0), {'test_acc': torch.stack([before[0], after[0]], 1), 'test_ce': torch.stack([before[1], after[1]], 1),
-                              'epochs': [0, teacher['epochs']]}
+                              'test_correct': after[2].cpu(), 'epochs': [0, teacher['epochs']]}
 
 # %% ../nbs/14_experiment.ipynb #6df8aeaa
 def _sync(device):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_gtn.ipynb #30632e09
 from __future__ import annotations
-import math, time, weakref
+import math, time, warnings, weakref
 
 import matplotlib.pyplot as plt
 import torch
@@ -114,7 +114,9 @@ def unrolled_meta_grad(net:FlatNet, w0:Tensor,
 def hvp(f, # scalar function of one tensor
         w:Tensor, u:Tensor) -> Tensor:
     "Hessian of `f` at `w` times `u`, by forward-over-reverse (`jvp` of `grad`)."
-    return jvp(grad(f), (w,), (u,))[1]
+    with warnings.catch_warnings():   # torch's first jvp builds its decompositions with torch.jit.script, which warns it is deprecated
+        warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
+        return jvp(grad(f), (w,), (u,))[1]
 
 def inverse_hvp(hvp_fn,             # `u ↦ H u`
                 v:Tensor,           # right-hand side

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_mtt.ipynb #33e124fe
 from __future__ import annotations
-import ctypes, math, warnings
+import ctypes, math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -432,9 +432,7 @@ class KDInnerLoss:
         self.teacher, self.alpha, self.T, self.literal = teacher.eval().requires_grad_(False), alpha, T, literal
 
     def __call__(self, student_logits:Tensor, labels:Tensor, images:Tensor) -> Tensor:
-        with warnings.catch_warnings():   # under vmap, kl_div runs network by network (no batching rule) and says so on every call
-            warnings.filterwarnings('ignore', message='.*batching rule for aten::kl_div')
-            return kd_loss(student_logits, self.teacher(images), labels, self.alpha, self.T, self.literal)
+        return kd_loss(student_logits, self.teacher(images), labels, self.alpha, self.T, self.literal)
 
     def __repr__(self):
         w = torch.cat([p.detach().flatten().double().cpu() for p in self.teacher.parameters()])

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_report.ipynb #7731b4bc
 from __future__ import annotations
-import math, posixpath, re
+import json, math, posixpath, re
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -29,8 +29,8 @@ __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_
            'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render',
            'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table',
            'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines',
-           'study_tables', 'run_status', 'status_md', 'mtt_movement', 'conclusion', 'markers', 'fill_table',
-           'write_tables', 'rebase_links', 'readme_text', 'write_readme']
+           'study_tables', 'code_cells', 'ran_current', 'run_status', 'status_md', 'mtt_movement', 'conclusion',
+           'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -772,8 +772,21 @@ def study_tables(root='results') -> str:
     return ''.join(out)
 
 # %% ../nbs/10_report.ipynb #7c2d1727
+def code_cells(path) -> list[str] | None:
+    "The sources of notebook `path`'s code cells without the parameters papermill injects; None where there is no such file."
+    if not Path(path).is_file(): return None
+    cells = json.loads(Path(path).read_text())['cells']
+    return [''.join(c['source']) for c in cells if c['cell_type'] == 'code' and 'injected-parameters' not in c['metadata'].get('tags', [])]
+
+def ran_current(folder) -> bool:
+    "Whether results `folder`'s executed notebook is the current source of its experiment notebook, run."
+    from kdnotes.cli import experiments_dir
+    exp = Path(folder).parent.name
+    ran = code_cells(Path(folder)/f'{exp}.ipynb')
+    return ran is not None and ran == code_cells(experiments_dir()/f'{exp}.ipynb')
+
 def run_status(root='results') -> pd.DataFrame:
-    "Every experiment × preset (test presets aside): ran (commit, device, wall time, data read) or not (what it needs)."
+    "Every experiment × preset (test presets aside): ran (from the current source or an older one; commit, device, wall time, data read) or not (what it needs)."
     lines = []
     for exp in sorted(PRESETS):
         for preset in [p for p in PRESETS[exp] if p not in TEST_PRESETS]:
@@ -781,7 +794,7 @@ def run_status(root='results') -> pd.DataFrame:
             if (d/'metrics.json').is_file():
                 p = load_json(d/'provenance.json') if (d/'provenance.json').is_file() else {}
                 s = p.get('wall_time_s')
-                lines.append(dict(experiment=exp, preset=preset, status='ran', commit=(p.get('git_commit') or '—')[:7],
+                lines.append(dict(experiment=exp, preset=preset, status='ran' if ran_current(d) else 'ran an older source: rerun', commit=(p.get('git_commit') or '—')[:7],
                                   device=p.get('device_name', '—'), time='—' if s is None else f'{s/3600:.1f} h' if s >= 3600 else f'{s/60:.0f} min',
                                   data=', '.join(data_copies(d)) or '—'))
             else:

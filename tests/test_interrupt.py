@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from conftest import ROOT
 
+from kdnotes.core import test_same as assert_same   # imported under another name: pytest would collect a test_ function
 from kdnotes.mtt import ConvNetD3, FlatNet, train_experts
 from kdnotes.report import results_folders
 
@@ -79,17 +80,6 @@ def kill_and_resume(tmp_path, driver_text, steps, targets, rng) -> tuple[dict, d
     assert once.wait(timeout=120) == 0, (tmp_path/'once.log').read_text()[-2000:]
     return torch.load(tmp_path/'once.pt'), torch.load(out), kills
 
-def assert_identical(a, b, path='result'):
-    "Nested dicts and lists of tensors and numbers equal exactly (tensors bit for bit, dtypes included)."
-    if isinstance(a, dict):
-        assert list(a) == list(b), path
-        for k in a: assert_identical(a[k], b[k], f'{path}/{k}')
-    elif isinstance(a, (list, tuple)) and any(isinstance(x, (dict, list, tuple, torch.Tensor)) for x in a):
-        assert len(a) == len(b), path
-        for i, (x, y) in enumerate(zip(a, b)): assert_identical(x, y, f'{path}/{i}')
-    elif isinstance(a, torch.Tensor): assert a.dtype == b.dtype and torch.equal(a, b), path
-    else: assert a == b, path
-
 def test_killed_and_resumed_mtt_equals_uninterrupted(tmp_path):
     "Experts then distillation, SIGKILLed four times at seeded random points and restarted: the same tensors as one run."
     # Kill points (seeded): one by a random delay just after the start, one after a random expert epoch, two after
@@ -100,7 +90,7 @@ def test_killed_and_resumed_mtt_equals_uninterrupted(tmp_path):
     in_distillation = [k['saved'] > EPOCHS for k in kills]
     assert len(kills) >= 3 and 0 < sum(in_distillation) < len(kills), kills   # both loops were hit
     assert saved_steps(tmp_path/'killed') == EPOCHS + ITERATIONS
-    assert_identical(once, resumed)
+    assert_same(once, resumed)
     assert len(once['losses']) == ITERATIONS
 
 # ------------------------------------------------------------------ `kdnotes run` killed mid-way
@@ -277,7 +267,7 @@ def test_killed_and_resumed_stacked_sweep_equals_uninterrupted(tmp_path):
     once, resumed, kills = kill_and_resume(tmp_path, SWEEP_DRIVER, sweep_steps, targets, rng)
     assert 0 < sum(k['saved'] >= SWEEP_EPOCHS for k in kills) < len(kills), kills   # both protocols were hit
     assert sweep_steps(tmp_path/'killed') == total
-    assert_identical(once, resumed)
+    assert_same(once, resumed)
     assert once['histories']['independent']['test_acc'].shape == (SWEEP_RUNS, SWEEP_EPOCHS + 1)
     assert once['histories']['study']['test_acc'].shape == (SWEEP_RUNS, SWEEP_EPOCHS + 1)
 
@@ -288,7 +278,7 @@ def test_killed_and_resumed_vae_equals_uninterrupted(tmp_path):
     once, resumed, kills = kill_and_resume(tmp_path, VAE_DRIVER, lambda s: epoch_of(s/'state.pt'), targets, rng)
     assert epoch_of(tmp_path/'killed'/'state.pt') == VAE_EPOCHS and len(once['losses']) == VAE_EPOCHS
     assert sum(k['saved'] > 0 for k in kills) >= 3, kills
-    assert_identical(once, resumed)
+    assert_same(once, resumed)
 
 DIE_IN_STATE_WRITE = '''
 import resource, signal, sys, torch
@@ -318,4 +308,4 @@ def test_kill_during_a_state_write_leaves_the_run_resumable(tmp_path):
                        env=cpu_env() | dict(PYTHONDONTWRITEBYTECODE='1'))
     assert r.returncode == -signal.SIGXFSZ and r.stdout.strip() == 'armed', r.stderr[-1500:]   # killed inside fit
     assert epoch_of(folder/'state.pt') == 1 and (folder/'.state.pt.partial').exists()
-    assert_identical(run(folder, 3), run(None, 3))
+    assert_same(run(folder, 3), run(None, 3))
