@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_report.ipynb #7731b4bc
 from __future__ import annotations
-import json, math, posixpath, re
+import json, math, posixpath, re, textwrap
 from functools import cache
 from pathlib import Path
 from typing import NamedTuple
@@ -25,12 +25,12 @@ from .train import integral_criterion, mean_std
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_DATA', 'METRICS_KEYS', 'ADDED', 'STUDIES',
            'FINDINGS', 'ESTIMATES', 'TEST_PRESETS', 'VERDICTS', 'TABLES', 'GENERATED', 'summarise', 'pm', 'data_copies',
            'data_label', 'why', 'comparison', 'md_table', 'difference', 'Interval', 't_quantile', 'interval',
-           'n_test_images', 'last_difference', 'effect', 'correctness', 'house_style', 'save_figure', 'plot_curves',
-           'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render',
-           'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table',
-           'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines',
-           'study_tables', 'code_cells', 'ran_current', 'run_status', 'status_md', 'mtt_movement', 'conclusion',
-           'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text', 'write_readme']
+           'n_test_images', 'last_difference', 'effect', 'correctness', 'house_style', 'save_figure', 'row_label',
+           'plot_curves', 'plot_final', 'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary',
+           'read_metrics', 'render', 'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added',
+           'added_table', 'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage',
+           'study_lines', 'study_tables', 'code_cells', 'ran_current', 'run_status', 'status_md', 'mtt_movement',
+           'conclusion', 'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -285,15 +285,19 @@ def save_figure(fig, path:Path):
 
 house_style()
 
+def row_label(row:dict) -> str:
+    "A row as legends and axes name it: method, student, teacher and φ."
+    return (f"{row['method']}: " if row.get('method') else '') + row['student'] + (
+        ', no teacher' if row['teacher'] == '—' else f" ← teacher {row['teacher']}") + (f" (φ: {row['phi']})" if row['phi'] != '—' else '')
+
 def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     "Every test curve the rows have (accuracy, cross-entropy, MSE) per epoch under `protocol`: mean line and ± std band, labelled by method, student and teacher."
     keys = [k for k in CURVES if k in metrics['histories'][rows[0]][protocol]]
     legend_h = .2*-(-len(rows)//len(keys))        # the legend sits under the panels, one column per panel
     fig, axs = plt.subplots(1, len(keys), figsize=(5*len(keys), 3.6 + legend_h), squeeze=False)
     for r in rows:
-        row, h = metrics['rows'][r], metrics['histories'][r][protocol]
-        label = (f"{row['method']}: " if row.get('method') else '') + row['student'] + (
-            ', no teacher' if row['teacher'] == '—' else f" ← teacher {row['teacher']}") + (f" (φ: {row['phi']})" if row['phi'] != '—' else '')
+        h = metrics['histories'][r][protocol]
+        label = row_label(metrics['rows'][r])
         for ax, key in zip(axs[0], keys):
             m, s = mean_std(h[key]); e = np.asarray(h.get('epochs', np.arange(len(m))))
             ax.plot(e, m, label=label); ax.fill_between(e, m - s, m + s, alpha=.25)
@@ -303,6 +307,24 @@ def plot_curves(metrics:dict, rows:list, protocol:str, title:str=''):
     n = len(np.asarray(h[keys[0]]))
     fig.suptitle(f"{title} — {metrics['preset']} preset, {protocol} protocol, mean ± std over {n} runs")
     fig.tight_layout(rect=(0, (legend_h + .1)/(3.6 + legend_h), 1, 1))
+    return fig
+
+# %% ../nbs/10_report.ipynb #a4a9b197
+def plot_final(metrics:dict, rows:list, protocol:str, title:str=''):
+    "Each row's last-epoch test accuracy under `protocol`: mean and 95 % t-interval over runs, a line per row, the takeaway in the title."
+    n_test = n_test_images(metrics.get('settings', {}))
+    ivs = [interval(np.asarray(h['test_acc'])[:, -1], n_test=n_test, correct=correctness(h))
+           for h in (metrics['histories'][r][protocol] for r in rows)]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + .4*len(rows)))
+    for y, iv in enumerate(ivs): ax.errorbar(iv.mean, y, xerr=[[iv.mean - iv.lo], [iv.hi - iv.mean]], fmt='o', color='C0', capsize=3)
+    labels = [textwrap.shorten(row_label(metrics['rows'][r]), 70) for r in rows]
+    ax.set_yticks(range(len(rows)), labels); ax.invert_yaxis()
+    ax.set_xlabel('test accuracy after the last epoch'); ax.grid(alpha=.3)
+    best = max(range(len(rows)), key=lambda i: ivs[i].mean)
+    clears = all(ivs[best].lo > iv.hi for i, iv in enumerate(ivs) if i != best)
+    ax.set_title(f"{title} — {metrics['preset']} preset, {protocol} protocol, mean and 95 % t-interval over {ivs[best].n} runs\n"
+                 f"highest: {labels[best]}; its interval {'clears every other row' if clears else 'overlaps another row'}", fontsize=9)
+    fig.tight_layout()
     return fig
 
 # %% ../nbs/10_report.ipynb #304e4d6a
@@ -423,6 +445,8 @@ def render(results_dir # a folder holding metrics.json
         for p in sorted(protocols):
             if not all(p in metrics['histories'][r] for r in f['rows']): continue
             save_figure(plot_curves(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_{p}.png')
+            if len(f['rows']) > 1 and all('test_acc' in metrics['histories'][r][p] for r in f['rows']):
+                save_figure(plot_final(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_final_{p}.png')
     return cmp
 
 # %% ../nbs/10_report.ipynb #74d553b3
