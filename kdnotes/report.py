@@ -234,9 +234,10 @@ def interval(b,                  # per-run values of a row
         df = v**2/(va**2/(len(a) - 1) + vb**2/(len(b) - 1)) if v > 0 else min(len(a), len(b)) - 1      # Welch
     n = len(b) if a is None else min(len(a), len(b))
     if correct is not None:
-        per_image = [None if c is None else np.asarray(c, float).mean(0) for c in correct]     # each image: the fraction of runs right
-        per_image = per_image[0] if per_image[1] is None else per_image[0] - per_image[1]
-        n_test, vt = len(per_image), per_image.var(ddof=1)/len(per_image)
+        c_b, c_a = (None if c is None else np.asarray(c, float).mean(0) for c in correct)     # each image: the fraction of runs right
+        x, w = (c_b, np.ones(len(c_b))) if c_a is None else (np.r_[c_b - c_a, 1, -1, 0, 0], np.r_[np.ones(len(c_b)), .5, .5, .5, .5])
+        n_test, m = len(c_b), np.average(x, weights=w)         # a difference: half an image added to each cell (Agresti and Min)
+        vt = (w*(x - m)**2).sum()/(w.sum() - 1)/w.sum()
     elif n_test: vt = max(0., (b.mean()*(1 - b.mean()) if a is None else 2 - a.mean() - b.mean() - mean**2)/n_test)
     if n_test and v == v:
         if v + vt > 0: df = (v + vt)**2/((v**2/df if v > 0 else 0.) + vt**2/(n_test - 1))      # Satterthwaite
