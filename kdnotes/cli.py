@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #d4a08050
 from __future__ import annotations
-import argparse, os, re, shlex, shutil, sys, tempfile, textwrap, time
+import argparse, json, os, re, shlex, shutil, sys, tempfile, textwrap, time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from .presets import PRESETS, get_preset
 
 # %% auto #0
 __all__ = ['EXECUTORS', 'FETCH_NAMES', 'PATHS', 'experiments_dir', 'experiments', 'user_path', 'writing', 'ExperimentFailed',
-           'failed', 'check_run', 'execute', 'finish_run', 'run_experiment', 'main']
+           'failed', 'check_run', 'execute', 'portable_parameters', 'finish_run', 'run_experiment', 'main']
 
 # %% ../nbs/11_cli.ipynb #9411de34
 def experiments_dir() -> Path:
@@ -111,12 +111,29 @@ def execute(experiment:str, preset:str, device:str,
     except DeadKernelError as e: raise ExperimentFailed(f"{what}: the notebook's kernel died ({e})") from None
     return executed
 
+def portable_parameters(notebook:Path, # an executed notebook whose injected parameters name machine paths
+                        out:Path        # the results folder it ends up in
+                       ):
+    "Rewrite `notebook`'s injected paths as a reader elsewhere sees them: `out_dir` the results folder (from the project folder), `data_dir` by name."
+    try: shown = {'out_dir': Path(out).resolve().relative_to(project_root().resolve()).as_posix()}
+    except ValueError: shown = {'out_dir': Path(out).name}
+    nb = json.loads(Path(notebook).read_text())
+    for c in nb['cells']:
+        if 'injected-parameters' not in c['metadata'].get('tags', []): continue
+        lines = ''.join(c['source']).split('\n')
+        for i, line in enumerate(lines):
+            m = re.fullmatch(r'(out_dir|data_dir) = ("(?:[^"\\]|\\.)*")', line)
+            if m: lines[i] = f'{m[1]} = {json.dumps(shown.get(m[1], Path(json.loads(m[2])).name))}  # the run used its own machine\'s path'
+        c['source'] = [line + '\n' for line in lines[:-1]] + [lines[-1]] * bool(lines[-1])
+    Path(notebook).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n')
+
 def finish_run(done:Path,   # an executed run's results folder (`work/out`), the executed notebook in it
                out:Path,    # the results folder to write, absolute
                start:float  # when the run started (`time.time()`)
               ):
-    "Make `done` the results folder `out`, whole, with the command and the run's wall time added to its provenance."
+    "Make `done` the results folder `out`, whole, with the command and the run's wall time added to its provenance, its notebook's paths portable."
     prov = load_json(done/'provenance.json')
+    for nb in done.glob('*.ipynb'): portable_parameters(nb, out)
     save_json(prov | dict(command=shlex.join(['kdnotes', *sys.argv[1:]]) if Path(sys.argv[0]).name == 'kdnotes' else None,
                           run_wall_time_s=round(time.time() - start, 1)), done/'provenance.json')
     with writing(out), atomic_dir(out) as tmp: shutil.copytree(done, tmp, dirs_exist_ok=True)

@@ -56,3 +56,10 @@ def test_executed_outputs_show_no_traceback_warning_or_machine_path():
     found = [f'{p.relative_to(ROOT)} cell {i}: {m}' for p in executed_notebooks() if folder(p) not in AWAITING_RERUN for i, text in output_texts(p)
              for m in [*(w for w in BAD_WORDS if w in text), *MACHINE_PATH.findall(text)]]
     assert not found, 'executed outputs to clean (fix the cause, then rerun the run):\n' + '\n'.join(sorted(set(found)))
+
+def test_executed_parameters_show_no_machine_path():
+    "The parameters papermill injected name the results folder from the project folder (`kdnotes.cli.portable_parameters`)."
+    found = [f'{p.relative_to(ROOT)}: {m}' for p in executed_notebooks() if folder(p) not in AWAITING_RERUN
+             for c in json.loads(p.read_text())['cells'] if 'injected-parameters' in c['metadata'].get('tags', [])
+             for m in MACHINE_PATH.findall(''.join(c['source']))]
+    assert not found, 'machine paths in injected parameters:\n' + '\n'.join(found)
