@@ -6,8 +6,9 @@ from kdnotes.presets import PRESETS
 from kdnotes.report import TABLES, markers, readme_text
 
 def committed_results(dest):
-    "Copy the committed metrics.json, provenance.json and figure files (not local runs, e.g. smoke results of the main job) under `dest`."
-    files = subprocess.run(['git', 'ls-files', 'results/*/*/metrics.json', 'results/*/*/provenance.json', 'results/*/*/figures/*.png'], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    "Copy the committed metrics.json, provenance.json, executed notebooks and figure files (not local runs, e.g. smoke results of the main job) under `dest`."
+    files = subprocess.run(['git', 'ls-files', 'results/*/*/metrics.json', 'results/*/*/provenance.json', 'results/*/*/*.ipynb', 'results/*/*/figures/*.png'],
+                           cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
     for f in files: (dest/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy(ROOT/f, dest/f)
     return dest/'results'
 

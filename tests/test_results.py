@@ -12,8 +12,8 @@ from conftest import ROOT
 from kdnotes.report import ran_current
 
 AWAITING_RERUN = {   # results folder: why it was not rerun from the current source
-    '003_vid/slides': 'about 1.2 h on 2 CPU cores; not rerun in the session that changed the VID notebook',
-    '003_vid/paper_cnn': 'about 2.3 h on 2 CPU cores; not rerun in the session that changed the VID notebook',
+    '003_vid/slides': '1.2 h of one CPU core when it last ran; its rerun was started and stopped (resumable) for lack of time',
+    '003_vid/paper_cnn': '2.3 h of one CPU core when it last ran; its rerun was started and stopped (resumable) for lack of time',
 }
 MACHINE_PATH = re.compile(r'(/tmp/|/var/folders/|/home/|/root/|/Users/|/work/|site-packages|\.venv|\.cache/kdnotes)')
 BAD_WORDS = ('Traceback', 'Warning')
