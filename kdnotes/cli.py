@@ -235,7 +235,6 @@ def _jobs_on_ray(jobs:list, address) -> dict:
     return {e: o.error or o.out for e, o in run_on_ray(jobs, address).items()}
 
 def _run(experiment, preset, device, out, data_dir, seeds, executor, address) -> Path:
-    if address is not None and executor != 'ray': raise ValueError(f'address={address!r}: is for --executor ray')
     if executor == 'local': return run_experiment(experiment, preset, device, out, data_dir, seeds)
     from kdnotes.cluster import Job
     out = user_path(out, 'out') if out is not None else results_dir(experiment, preset)
@@ -246,7 +245,6 @@ def _run(experiment, preset, device, out, data_dir, seeds, executor, address) ->
     return outcome
 
 def _reproduce(preset, device, data_dir, seeds, executor='local', address=None):
-    if address is not None and executor != 'ray': raise ValueError(f'address={address!r}: is for --executor ray')
     todo = [e for e in experiments() if preset in PRESETS[e]]
     if not todo: raise ValueError(f"preset={preset!r}: no experiment has it; presets: {sorted({p for v in PRESETS.values() for p in v})}")
     data_dir = user_path(data_dir, 'data_dir') if data_dir is not None else None
@@ -311,6 +309,7 @@ def main(argv=None):
     "Entry point of the `kdnotes` command."
     p = _parser(); a = p.parse_args(argv)
     try:
+        if getattr(a, 'address', None) is not None and a.executor != 'ray': raise ValueError(f'address={a.address!r}: is for --executor ray')
         if a.cmd == 'list': _list()
         elif a.cmd == 'run': print(_run(a.experiment, a.preset, a.device, a.out, a.data_dir, a.seeds, a.executor, a.address))
         elif a.cmd == 'reproduce': _reproduce(a.preset, a.device, a.data_dir, a.seeds, a.executor, a.address)

@@ -17,7 +17,7 @@ from torch.utils._pytree import tree_flatten
 from tqdm import trange
 
 from .models import seeded
-from .mtt import FlatNet
+from .mtt import CheckpointedStep, FlatNet
 from .train import evaluate
 
 # %% auto #0
@@ -93,8 +93,6 @@ def teach(net:FlatNet, w0:Tensor, # initial weights `(P,)`
     return s.chunk(2)[0]
 
 # %% ../nbs/08_gtn.ipynb #7d05b4c8
-from .mtt import CheckpointedStep
-
 def unrolled_meta_grad(net:FlatNet, w0:Tensor,
                        xs:Tensor, ys:Tensor,    # generated batches `(K, B, ...)` and labels `(K, B)`
                        lr:Tensor, momentum:Tensor, # inner step size and momentum (0-d)
