@@ -241,6 +241,7 @@ class RayRun:
 
     def folder(self, unit:str) -> Path: return unit_dir(self.job.experiment, self.cfg, unit, self.root)
     def complete(self, unit:str) -> bool: return (self.folder(unit)/'unit.pt').exists()
+    def inputs(self) -> list: return [] if self.shared else list(self.tars.values())   # with a shared cache, nothing travels
 
     def advance(self, submit):
         "Start the next stage's units that have no result yet (`submit(run, unit)`), or the gather after the last stage."
@@ -328,7 +329,7 @@ def run_on_ray(jobs:list,             # the `Job`s, checked
         runs = [RayRun(j, r, shared, marker) for j, r in zip(jobs, resources)]
         pending, bar = {}, Progress(sum(r.todo for r in runs), progress)
         def submit(run, unit):
-            info, tar = task.options(**run.resources).remote(run.spec(), unit, list(run.tars.values()), board)
+            info, tar = task.options(**run.resources).remote(run.spec(), unit, run.inputs(), board)
             pending[info] = (run, unit, tar, time.time()); run.running += 1
         for run in runs: run.advance(submit)
         while pending:

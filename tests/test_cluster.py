@@ -1,6 +1,6 @@
 """`--executor ray` on a local cluster of two nodes of one CPU each, each node with a cache folder of its own (no disk
-shared): smoke runs give the metrics of local runs, byte for byte, even with a worker killed mid-unit; a unit that
-fails is named, the other experiments complete, the exit status is not 0; without Ray, one clear error."""
+shared) and a Ray instance of this machine (its cache shared): smoke runs give the metrics of local runs, byte for byte,
+even with a worker killed mid-unit; a unit that fails is named, the other experiments complete, the exit status is not 0; without Ray, one clear error."""
 import json, os, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 import pytest
@@ -96,6 +96,16 @@ def test_a_worker_killed_mid_unit_changes_nothing(cluster, local, tmp_path):
     stdout, stderr = p.communicate(timeout=900)
     assert killed is not None, 'no unit was seen running'
     assert p.returncode == 0, stderr[-3000:]
+    assert (out/'metrics.json').read_text() == local('004_base')
+
+def test_a_shared_cache_gives_the_local_metrics(local, tmp_path):
+    "A Ray instance started for the run on this machine sees the driver's cache: 004_base's students read their teachers' states there."
+    pytest.importorskip('ray')
+    out = tmp_path/'results'/'004_base'
+    out.parent.mkdir()
+    env = {k: v for k, v in base_env(tmp_path/'cache').items() if k != 'RAY_ADDRESS'}
+    r = kdnotes('run', '004_base', '--preset', 'smoke', '--device', 'cpu', '--executor', 'ray', '--out', out, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
     assert (out/'metrics.json').read_text() == local('004_base')
 
 def test_a_failing_unit_is_named_and_the_others_complete(tmp_path, monkeypatch):
