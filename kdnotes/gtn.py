@@ -247,11 +247,13 @@ MODES = ('unrolled', 'unrolled_ckpt', 'ift_cg', 'ift_neumann', 'matching')
 @torch.no_grad()
 def evaluate_batches(net:FlatNet, xs:Tensor, ys:Tensor, lr, momentum,
                      seeds:list,               # one fresh learner per seed
-                     X_test:Tensor, Y_test:Tensor, bs:int=2000) -> tuple[Tensor, Tensor]:
-    "Test accuracy and cross-entropy `(k,)` of fresh learners trained K steps on `xs`."
+                     X_test:Tensor, Y_test:Tensor, bs:int=2000,
+                     correct:bool=False        # also return which test images each learner gets right, `(k, N)`
+                    ) -> tuple[Tensor, ...]:
+    "Test accuracy and cross-entropy `(k,)` of fresh learners trained K steps on `xs` (then their correctness)."
     lr, momentum = torch.as_tensor(lr, dtype=xs.dtype), torch.as_tensor(momentum, dtype=xs.dtype)
     W = vmap(lambda w0: teach(net, w0, xs, ys, lr, momentum))(net.init(seeds, xs.device).to(xs.dtype))
-    return evaluate(net.stacked(W), (X_test, Y_test), bs)
+    return evaluate(net.stacked(W), (X_test, Y_test), bs, correct=correct)
 
 class GTN:
     "A generator, its curriculum and the inner step size and momentum, meta-trained by one of `MODES`."
@@ -313,10 +315,10 @@ class GTN:
         self.opt.step(); self.steps += 1
         return loss.item()
 
-    def evaluate(self, seeds:list, X_test:Tensor, Y_test:Tensor, z:Tensor|None=None) -> tuple[Tensor, Tensor]:
-        "Test accuracy and cross-entropy `(k,)` of fresh learners trained K steps on generated data."
+    def evaluate(self, seeds:list, X_test:Tensor, Y_test:Tensor, z:Tensor|None=None, correct:bool=False) -> tuple[Tensor, ...]:
+        "Test accuracy and cross-entropy `(k,)` of fresh learners trained K steps on generated data (then their correctness)."
         with torch.no_grad(): xs, (lr, mom) = self.batches(z), self.hparams()
-        return evaluate_batches(self.net, xs, self.labels, lr, mom, seeds, X_test, Y_test)
+        return evaluate_batches(self.net, xs, self.labels, lr, mom, seeds, X_test, Y_test, correct=correct)
 
 # %% ../nbs/08_gtn.ipynb #aad6aef0
 def meta_train(gtn:GTN, X:Tensor, Y:Tensor, X_test:Tensor, Y_test:Tensor,
@@ -324,19 +326,20 @@ def meta_train(gtn:GTN, X:Tensor, Y:Tensor, X_test:Tensor, Y_test:Tensor,
                eval_every:int,     # evaluate after every this many meta-steps
                seeds:list,         # fresh learners of each evaluation
                progress:bool=False) -> dict:
-    "Meta-train `gtn`; test accuracy/CE `(k, evals)`, meta-steps of the evaluations, losses, seconds per meta-step."
+    "Meta-train `gtn`; test accuracy/CE `(k, evals)`, the last evaluation's correctness, meta-steps of the evaluations, losses, seconds per meta-step."
     accs, ces, at, losses, seconds = [], [], [], [], 0.
     def record():
-        a, c = gtn.evaluate(seeds, X_test, Y_test); accs.append(a.cpu()); ces.append(c.cpu()); at.append(gtn.steps)
-    record()
+        a, c, right = gtn.evaluate(seeds, X_test, Y_test, correct=True); accs.append(a.cpu()); ces.append(c.cpu()); at.append(gtn.steps)
+        return right.cpu()
+    right = record()
     for i in trange(steps, disable=not progress, leave=False):
         if X.is_cuda: torch.cuda.synchronize()
         t0 = time.perf_counter(); losses.append(gtn.meta_step(X, Y))
         if X.is_cuda: torch.cuda.synchronize()
         seconds += time.perf_counter() - t0
-        if (i + 1) % eval_every == 0 or i + 1 == steps: record()
+        if (i + 1) % eval_every == 0 or i + 1 == steps: right = record()
     lr, mom = gtn.hparams()
-    return dict(test_acc=torch.stack(accs, 1), test_ce=torch.stack(ces, 1), meta_steps=at, losses=losses,
+    return dict(test_acc=torch.stack(accs, 1), test_ce=torch.stack(ces, 1), test_correct=right, meta_steps=at, losses=losses,
                 s_per_step=seconds/max(steps, 1), lr=lr.item(), momentum=mom.item())
 
 # %% ../nbs/08_gtn.ipynb #3213e77f
