@@ -589,11 +589,11 @@ FINDINGS = [   # each main claim of the studies; `rule`: how results/ tests it (
     _finding('000', "The KD student's accuracy falls as the weight α of the KD term grows (73.30 % at α = 0.25, 69.43 % at 0.75)",
              'Table 2', '000_kd_alpha', ['paper', 'cpu'], kind='gain', a='kd_literal_a075', b='kd_literal_a025'),
     _finding('000', 'A Hinton KD term in the inner loss of trajectory matching makes better distilled images (T × α grid)',
-             '§3.3; its Table 3 reprints Table 2', '000_kd_mtt', ['paper', 'cpu'], kind='gain', a='mtt_plain', b=r'kd_T.+_a.+', protocol='ce_eval'),
+             '§3.3; its Table 3 reprints Table 2', '000_kd_mtt', ['paper', 'cpu_mnist', 'cpu'], kind='gain', a='mtt_plain', b=r'kd_T.+_a.+', protocol='ce_eval'),
     _finding('000', 'Trajectory matching distils CIFAR-10 into 10 images per class that train a ConvNet to 65.3 %',
              'MTT Table 1, the method study 000 builds on', 'mtt', ['paper'], kind='value', b='cifar10_mtt', value=.653, tol=.02),
     _finding('000', 'Distilled images train a ConvNet better than as many random real images (10 per class)', 'MTT Table 1; DSA Table 2',
-             'mtt', ['paper', 'cpu'], kind='gain', a=r'(cifar10|mnist)_real_random', b=r'(cifar10|mnist)_mtt'),
+             'mtt', ['paper', 'cpu_mnist', 'cpu'], kind='gain', a=r'(cifar10|mnist)_real_random', b=r'(cifar10|mnist)_mtt'),
     _finding('001', 'The implicit-function (IFT) meta-gradient needs less memory than backpropagation through the inner loop (K = 32)',
              'abstract', '001_gtn', ['paper', 'cpu'], kind='cheaper', a='unrolled_K32', b='ift_cg_K32'),
     _finding('001', 'With the IFT meta-gradient the generator teaches as well as with the unrolled one (K = 32)', 'abstract',
@@ -854,8 +854,8 @@ def conclusion(folder,     # the run's results folder
             f"This run is at reduced size (`{preset}`): its verdicts say what this size shows, not what the study's size would; "
             f"that is {estimate(exp, next(iter(PRESETS[exp])))}.")
     return ('\n'.join(lines + [f'- {e}' for e in extra]) + f'\n\n{size} A verdict rests on a 95 % t-interval over the runs, paired '
-            'where they share their randomness and widened by a bound on the test set\'s own sampling: *not reproduced* means '
-            'that interval holds both signs, so the runs cannot tell.\n')
+            'where they share their randomness and widened by the test set\'s own sampling (exactly where the rows kept which '
+            'images they got right, else by a bound): *not reproduced* means that interval holds both signs, so the runs cannot tell.\n')
 
 # %% ../nbs/10_report.ipynb #10509b2b
 def markers(name:str) -> tuple[str, str]:
