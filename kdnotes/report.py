@@ -239,11 +239,9 @@ def interval(b,                  # per-run values of a row
         n_test, m = len(c_b), np.average(x, weights=w)         # a difference: half an image added to each cell (Agresti and Min)
         vt = (w*(x - m)**2).sum()/(w.sum() - 1)/w.sum()
     elif n_test: vt = max(0., (b.mean()*(1 - b.mean()) if a is None else 2 - a.mean() - b.mean() - mean**2)/n_test)
-    if n_test and v == v:
-        if v + vt > 0: df = (v + vt)**2/((v**2/df if v > 0 else 0.) + vt**2/(n_test - 1))      # Satterthwaite
-        v = v + vt
     if not v == v: return Interval(float(mean), np.nan, np.nan, n, np.nan, level, paired, n_test)
     h = t_quantile(df, level)*math.sqrt(v) if v > 0 else 0.
+    if n_test: h = math.hypot(h, t_quantile(n_test - 1, level)*math.sqrt(vt))   # half-widths in quadrature: never narrower than either
     return Interval(float(mean), float(mean - h), float(mean + h), n, float(df), level, paired, n_test)
 
 def n_test_images(settings:dict # a results folder's settings
