@@ -23,7 +23,7 @@ from .gtn import peak_memory
 from .models import CifarResNet, Stacked, seeded
 from .mtt import DSA, ConvNetD3, FlatNet, Preprocess, train_experts
 from .presets import get_preset
-from .report import md_table, render, save_figure
+from .report import conclusion, md_table, render, save_figure
 from .train import evaluate, fit, on_images
 
 # %% auto #0
@@ -147,6 +147,11 @@ class Experiment:
         "Display the results folder's figures matching each glob pattern (without `.png`), in order."
         for p in patterns or ('*',):
             for f in sorted((self.out/'figures').glob(f'{p}.png')): display(Image(filename=str(f)))
+
+    def conclusion(self, extra=()  # lines of the notebook's own numbers, in markdown
+                  ) -> Markdown:
+        "The page's Conclusion, written by `kdnotes.report.conclusion` from the results folder `finish` wrote, to display."
+        return Markdown(conclusion(self.out, extra))
 
 # %% ../nbs/14_experiment.ipynb #b4806700
 def random_part(data:ImageSet, n:int|None, # how many images; None: all of them

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math, time, warnings, weakref
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
@@ -18,12 +20,14 @@ from tqdm import trange
 
 from .models import seeded
 from .mtt import CheckpointedStep, FlatNet
+from .report import band
 from .train import evaluate
 
 # %% auto #0
-__all__ = ['MODES', 'Generator', 'learner', 'inner_hparams', 'learner_loss', 'inner_step', 'teach', 'unrolled_meta_grad', 'hvp',
-           'inverse_hvp', 'ift_hypergrad', 'ift_meta_grad', 'balanced_labels', 'balanced_batch', 'match_distance',
-           'matching_meta_grad', 'peak_memory', 'evaluate_batches', 'GTN', 'meta_train', 'show_samples']
+__all__ = ['MODES', 'MODE_NAMES', 'Generator', 'learner', 'inner_hparams', 'learner_loss', 'inner_step', 'teach',
+           'unrolled_meta_grad', 'hvp', 'inverse_hvp', 'ift_hypergrad', 'ift_meta_grad', 'balanced_labels',
+           'balanced_batch', 'match_distance', 'matching_meta_grad', 'peak_memory', 'evaluate_batches', 'GTN',
+           'meta_train', 'show_samples', 'learner_curves', 'gain_per_second', 'cost_table', 'plot_meta_training']
 
 # %% ../nbs/08_gtn.ipynb #32b099a8
 class Generator(nn.Module):
@@ -353,4 +357,59 @@ def show_samples(xs:Tensor, ys:Tensor, # generated batches `(K, B, C, H, W)` and
         for i in range(per_class): ax[i, c].axis('off')
         ax[0, c].set_title(str(c), fontsize=8)
     fig.suptitle(title, fontsize=9); plt.tight_layout()
+    return fig
+
+# %% ../nbs/08_gtn.ipynb #5dc30734
+MODE_NAMES = {'unrolled': 'GTN, unrolled', 'unrolled_ckpt': 'GTN, unrolled + checkpointing', 'ift_cg': 'GTN, IFT (CG)',
+              'ift_neumann': 'GTN, IFT (Neumann)', 'matching': 'GTN, gradient matching'}    # the modes as tables name them
+
+def learner_curves(runs:dict,      # (mode, K) -> `meta_train`'s result
+                   baselines:dict  # (baseline, K) -> [untrained, after K steps]: `evaluate_batches` results (accuracy, CE, correctness)
+                  ) -> dict:
+    "(mode or baseline, K) -> the fresh learners' `test_acc` and `test_ce` `(learners, points)` and their last point's `test_correct`."
+    return ({k: dict(test_acc=r['test_acc'], test_ce=r['test_ce'], test_correct=r['test_correct']) for k, r in runs.items()}
+            | {k: dict(test_acc=torch.stack([p[0] for p in pair], 1), test_ce=torch.stack([p[1] for p in pair], 1), test_correct=pair[1][2])
+               for k, pair in baselines.items()})
+
+def gain_per_second(runs:dict, baselines:dict,
+                    costs:dict,       # (mode, K) -> (seconds, peak bytes) of one meta-step
+                    meta_steps:int    # meta-steps of each run
+                   ) -> dict:
+    "(mode, K) -> the learners' last accuracy gained over the untrained generator's, per second of meta-training."
+    return {(m, K): (r['test_acc'][:, -1].mean().item() - baselines['random', K][1][0].mean().item())/(costs[m, K][0]*meta_steps)
+            for (m, K), r in runs.items()}
+
+def cost_table(runs:dict, baselines:dict, costs:dict,
+               Ks:list, modes:list,   # the table's K and modes, in order (modes only timed included)
+               meta_steps:int) -> pd.DataFrame:
+    "A line per K and mode, then the baselines: accuracy (mean ± std), seconds and peak MiB per meta-step, meta-training time, gain per second."
+    gain, lines = gain_per_second(runs, baselines, costs, meta_steps), []
+    for K in Ks:
+        for mode in [*modes, 'real', 'random']:
+            a = runs[mode, K]['test_acc'][:, -1] if (mode, K) in runs else baselines[mode, K][1][0] if (mode, K) in baselines else None
+            s, mem = costs.get((mode, K), (None, None))
+            total = s*meta_steps if s is not None and a is not None else None
+            lines.append({'K': K, 'mode': mode, 'accuracy': f'{a.mean():.4f} ± {a.std(unbiased=False):.4f}' if a is not None else 'as unrolled (same gradient)',
+                          's / meta-step': f'{s:.3f}' if s is not None else '—', 'peak MiB / meta-step': f'{mem/2**20:.1f}' if mem is not None else '—',
+                          'meta-training s': f'{total:.0f}' if total else '—',
+                          'gain over random per meta-training s': f'{gain[mode, K]:.2e}' if total else '—'})
+    return pd.DataFrame(lines)
+
+def plot_meta_training(runs:dict, baselines:dict, Ks:list,
+                       modes:list,    # the meta-trained modes drawn
+                       title:str=''):
+    "Fresh learners' test accuracy against meta-steps (top) and meta-training time (bottom), mean ± std, a column per K; the baselines as lines."
+    fig, axs = plt.subplots(2, len(Ks), figsize=(4.5*len(Ks), 7), squeeze=False)
+    for j, K in enumerate(Ks):
+        for i, mode in enumerate(modes):
+            r = runs[mode, K]
+            for ax, x in ((axs[0, j], np.array(r['meta_steps'])), (axs[1, j], np.array(r['meta_steps'])*r['s_per_step'])):
+                band(ax, x, r['test_acc'], alpha=.2, label=mode, color=f'C{i}')
+        for ax in axs[:, j]:
+            for b, ls in (('real', '--'), ('random', ':')):
+                ax.axhline(baselines[b, K][1][0].mean().item(), color='k', ls=ls, lw=1, label=f'{b} data')
+            ax.set_ylabel('test accuracy after K steps'); ax.grid(alpha=.3)
+        axs[0, j].set_title(f'K = {K}'); axs[0, j].set_xlabel('meta-step'); axs[1, j].set_xlabel('meta-training time (s)')
+    axs[0, 0].legend(fontsize=7)
+    fig.suptitle(title); fig.tight_layout()
     return fig

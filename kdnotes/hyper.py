@@ -22,7 +22,7 @@ from .train import evaluate
 __all__ = ['T_MIN', 'T_MAX', 'LAM_NAMES', 'meta_params', 'raw_params', 'initial_lam', 'random_lam', 'train_loss', 'sgd_unroll',
            'val_loss_after', 'hypergrad', 'fit_line', 'teacher_features', 'student_features', 'synthetic_xor',
            'plot_synthetic_sets', 'fit_full_batch', 'SplineSchedule', 'train_student', 'shuffled_batches',
-           'train_student_epochs', 'plot_lam', 'plot_random_lam']
+           'train_student_epochs', 'plot_lam', 'plot_random_lam', 'cifar_figures']
 
 # %% ../nbs/09_hyper.ipynb #60350fd5
 T_MIN, T_MAX = 0.1, 10.
@@ -345,3 +345,16 @@ def plot_random_lam(runs:dict,   # teacher name -> (λ `(k, 3)`, last-epoch accu
         axis.set(xlabel='log10 T', ylabel='β2'); axis.set_title(f'Fig. 8: teacher {t}', fontsize=9)
     fig8.suptitle(f'random λ — {title}', fontsize=10); fig8.tight_layout()
     return fig, fig8
+
+# %% ../nbs/09_hyper.ipynb #695732a3
+def cifar_figures(results:dict,  # (row, protocol) -> `train_student_epochs`' history; rows `no_kd` and `{hyper,spline,random}_{teacher}`
+                  teachers:dict, # teacher key (in the row names) -> its name in the figures
+                  protocol:str, caption:str) -> dict:
+    "The study's Figs 5, 10 and 11 (λ per run) and Figs 6–7 and 8 (random λ against accuracy) from `protocol`'s rows: name -> figure."
+    lam = lambda kinds, components, fig: plot_lam({f'teacher {n}': {k: results[(f'{k}_{t}', protocol)]['lam'] for k in kinds} for t, n in teachers.items()},
+                                                  components, f'{fig}: meta-parameters per run — {caption}')
+    figs = {'fig5_lambda': lam(['hyper'], [0, 1, 2], 'Fig. 5'), 'fig10_beta': lam(['hyper', 'spline'], [0, 1], 'Fig. 10'),
+            'fig11_T': lam(['hyper', 'spline'], [2], 'Fig. 11')}
+    random = {n: (results[(f'random_{t}', protocol)]['lam'][:, -1], results[(f'random_{t}', protocol)]['test_acc'][:, -1]) for t, n in teachers.items()}
+    figs['fig6_fig7_accuracy_vs_lambda'], figs['fig8_beta_T_accuracy'] = plot_random_lam(random, results[('no_kd', protocol)]['test_acc'][:, -1], caption)
+    return figs

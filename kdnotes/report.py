@@ -25,12 +25,13 @@ from .train import integral_criterion, mean_std
 __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_DATA', 'METRICS_KEYS', 'ADDED', 'STUDIES',
            'FINDINGS', 'ESTIMATES', 'TEST_PRESETS', 'VERDICTS', 'TABLES', 'GENERATED', 'summarise', 'pm', 'data_copies',
            'data_label', 'why', 'comparison', 'md_table', 'difference', 'Interval', 't_quantile', 'interval',
-           'n_test_images', 'last_difference', 'effect', 'correctness', 'house_style', 'save_figure', 'row_label',
-           'plot_curves', 'plot_final', 'band', 'image_grid', 'plot_distillation', 'heatmaps', 'plot_means', 'summary',
-           'read_metrics', 'render', 'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added',
-           'added_table', 'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage',
-           'study_lines', 'study_tables', 'code_cells', 'ran_current', 'run_status', 'status_md', 'mtt_movement',
-           'conclusion', 'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text', 'write_readme']
+           'n_test_images', 'last_difference', 'effect', 'correctness', 'effects', 'runs_table', 'verdicts',
+           'grid_table', 'house_style', 'save_figure', 'row_label', 'plot_curves', 'plot_final', 'band', 'image_grid',
+           'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render', 'results_folders',
+           'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table', 'at_study_size', 'estimate',
+           'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines', 'study_tables', 'code_cells',
+           'ran_current', 'run_status', 'status_md', 'mtt_movement', 'conclusion', 'markers', 'fill_table',
+           'write_tables', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -270,6 +271,50 @@ def correctness(b:dict, a:dict=None, key:str='test_acc') -> tuple|None:
     rows = [b] if a is None else [b, a]
     if key != 'test_acc' or any(r.get('test_correct') is None for r in rows): return None
     return (b['test_correct'], None if a is None else a['test_correct'])
+
+# %% ../nbs/10_report.ipynb #c4ed05c3
+_DESCRIBED = {'method': 'method', 'student': 'student', 'teacher': 'teacher', 'phi': 'φ'}   # a row's description: key -> column
+
+def effects(histories:dict,   # row -> protocol -> history (curves `(runs, epochs + 1)`)
+            pairs:list,       # `(a, b)` row names: each line is row `b` against row `a`
+            protocols=('independent', 'study'), # a column each
+            key:str='test_acc', scale:float=100., digits:int=2,
+            rows:dict=None    # the rows' descriptions (`method` where they have one, `student`, `teacher`, `phi`), shown for `b`
+           ) -> pd.DataFrame:
+    "A line per pair, a column per protocol: `b − a` of the last-epoch `key` with its 95 % t-interval, as `effect` writes it."
+    change = f"Δ {CURVES[key]}{' (points)' if key == 'test_acc' and scale == 100 else ''}"
+    described = lambda r: {name: rows[r][k] for k, name in _DESCRIBED.items() if k in rows[r]} if rows else {}
+    return pd.DataFrame([{'row': b, **described(b), 'against': a,
+                          **{f'{change}, {p}': effect(histories[a][p], histories[b][p], key, scale, digits) for p in protocols}} for a, b in pairs])
+
+def runs_table(lines:list,    # a dict per line: column -> text, per-run values (shown as mean ± std), or None (shown as '—')
+               digits:int=3) -> pd.DataFrame:
+    "A table of text and per-run values, each value as 'mean ± std' over its runs (ddof = 0), each missing cell as '—'."
+    cell = lambda v: v if isinstance(v, str) else pm(mean_std(v), digits)
+    return pd.DataFrame([{k: cell(v) for k, v in line.items() if v is not None} for line in lines]).fillna('—')
+
+def verdicts(histories:dict,  # row -> protocol -> history (curves `(runs, epochs + 1)`)
+             rows:list,       # the rows judged
+             against:str,     # the row each is read against
+             protocol:str='independent',
+             **kw             # `interval`'s settings: `paired`, `n_test`, `level`
+            ) -> pd.DataFrame:
+    "A line per row: its mean last-epoch accuracy, its change against `against` in points with its t-interval, and the verdict that allows."
+    last = lambda r: np.asarray(histories[r][protocol]['test_acc'], float)[:, -1]
+    lines = []
+    for r in rows:
+        iv = interval(last(r), last(against), **kw)
+        lines.append({'row': r, 'accuracy (%)': f'{100*last(r).mean():.2f}', f'change (points), {100*iv.level:g} % interval': iv.text(),
+                      'verdict': ['no clear effect', 'helps', 'hurts'][iv.sign()]})
+    return pd.DataFrame(lines)
+
+def grid_table(cells:dict,    # (line, column) -> per-run values
+               index:str,     # the name of the first column, which holds the lines
+               digits:int=3) -> pd.DataFrame:
+    "A line per distinct `line` and a column per distinct `column`, each cell 'mean ± std (runs)' (ddof = 0), missing cells empty."
+    grid = {}
+    for (line, column), v in cells.items(): grid.setdefault(line, {})[column] = f'{pm(mean_std(v), digits)} ({len(v)})'
+    return pd.DataFrame(grid).T.rename_axis(index).reset_index()
 
 # %% ../nbs/10_report.ipynb #cfccdf83
 def house_style():

@@ -19,9 +19,9 @@ from .data import ImageSet, epoch_batches
 from .models import Stacked
 
 # %% auto #0
-__all__ = ['eval_mode', 'predict', 'evaluate', 'make_optimizer', 'Checkpoint', 'train_loop', 'fit', 'both_protocols', 'on_images',
-           'teacher_logits', 'protocol_runs', 'mse_per_run', 'evaluate_mse', 'fit_regression', 'mean_std',
-           'integral_criterion']
+__all__ = ['eval_mode', 'predict', 'evaluate', 'make_optimizer', 'Checkpoint', 'train_loop', 'fit', 'fit_new', 'both_protocols',
+           'on_images', 'teacher_logits', 'protocol_runs', 'mse_per_run', 'evaluate_mse', 'fit_regression',
+           'as_reported', 'mean_std', 'integral_criterion']
 
 # %% ../nbs/04_train.ipynb #14ce1af1
 @contextmanager
@@ -227,6 +227,18 @@ def fit(model:Stacked,     # the k runs to train, in place
     return {'test_acc': h.get('test_acc'), 'test_ce': h.get('test_ce'), 'train_loss': None if h['train_sum'] is None else h['train_sum']/len(train),
             'test_correct': None if test is None else evaluate(model, test, eval_bs, correct=True)[-1].cpu()}
 
+# %% ../nbs/04_train.ipynb #adac26b8
+def fit_new(make,             # builds one model of the runs
+            train:ImageSet,   # training images, on the device the runs are made on
+            epochs:int, bs:int,
+            seeds:list,       # one per run: its initialisation and its batch order
+            lr:float=1e-3,
+            **kw              # the rest of `fit`'s settings: loss, teacher, transform, test set, optimiser, folder
+           ) -> tuple[Stacked, dict]:
+    "New runs of `make`, one per seed, trained together by `fit`: the trained `Stacked` runs and their history."
+    model = Stacked.from_seeds(make, seeds, train.x.device)
+    return model, fit(model, train, epochs, bs, seeds, lr, **kw)
+
 # %% ../nbs/04_train.ipynb #31986327
 def both_protocols(train_runs,    # `(model, seeds, teacher, folder, progress) -> history`: trains the runs of the stacked `model`
                    make,          # builds one student
@@ -330,6 +342,15 @@ def fit_regression(model:Stacked,      # the k runs to train, in place (one outp
     h = train_loop(step, len(x), epochs, bs, gens, x.device, metrics, checkpoint=Checkpoint(folder, config, model.params, opt, gens),
                    progress=progress)
     return {k: h[k] for k in ('test_mse', 'test_mse_code') if k in h} | {'train_loss': h['train_sum']/len(x)}
+
+# %% ../nbs/04_train.ipynb #b68fc0cb
+def as_reported(history:dict, # `fit_regression`'s history: the true `test_mse` and the code's `test_mse_code`
+                code:bool     # report the number study 004's code reports (its broadcast measure)
+               ) -> dict:
+    "The history with `test_mse` the reported number: the code's measure where `code` (the true one kept as `test_mse_true`), else the true one."
+    if not code: return {k: v for k, v in history.items() if k != 'test_mse_code'}
+    return {**{k: v for k, v in history.items() if k not in ('test_mse', 'test_mse_code')},
+            'test_mse': history['test_mse_code'], 'test_mse_true': history['test_mse']}
 
 # %% ../nbs/04_train.ipynb #cf35964e
 def mean_std(values) -> tuple[np.ndarray, np.ndarray]:
