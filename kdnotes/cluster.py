@@ -80,8 +80,11 @@ def pack(root:Path, # the folder the tar's paths are relative to
 def unpack(data:bytes, # a tar made by `pack`
            dest:Path   # the folder it goes into (made if missing)
           ):
-    "Extract the tar `data` into `dest`, refusing paths that lead outside it."
+    "Extract the tar `data` into `dest`, refusing anything but files and folders under it."
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for m in tar.getmembers():      # Python before 3.11.4 has no extraction filter, so check here what `pack` never writes
+            if not (m.isfile() or m.isdir()) or m.name.startswith('/') or '..' in Path(m.name).parts:
+                raise ValueError(f'{m.name!r}: a tar of unit states holds only files and folders under its root')
         tar.extractall(dest, **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))
 
 def sees_driver_cache(cache:str, # the driver's cache folder
