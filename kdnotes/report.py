@@ -30,8 +30,8 @@ __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_
            'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render', 'results_folders',
            'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table', 'at_study_size', 'estimate',
            'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines', 'study_tables', 'code_cells',
-           'ran_current', 'run_status', 'status_md', 'mtt_movement', 'conclusion', 'markers', 'fill_table',
-           'write_tables', 'rebase_links', 'readme_text', 'write_readme']
+           'ran_current', 'run_status', 'status_md', 'mtt_movement', 'movement_line', 'random_real_line', 'conclusion',
+           'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text', 'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -754,10 +754,6 @@ def findings(root='results') -> pd.DataFrame:
     "Every claim of `FINDINGS` judged from the results folders under `root`."
     return pd.DataFrame([{'study': f['study'], 'claim': f['claim'], 'printed': f['printed'], **judge(f, root)} for f in FINDINGS])
 
-def run_link(experiment:str, preset:str) -> str:
-    "A markdown link, written from nbs/, to the executed notebook of a run."
-    return f'[{experiment} · {preset}](../results/{experiment}/{preset}/{experiment}.ipynb)'
-
 def findings_md(root='results') -> str:
     "The front page's numbered Findings, a line counting the verdicts, and the coverage of the printed numbers."
     df, lines = findings(root), []
@@ -881,6 +877,28 @@ def mtt_movement(images, # distilled images `(n, C, H, W)`
                 ) -> float:
     "How far distilled images moved from their starting real images: ‖x − x₀‖ / ‖x₀‖ over the whole set."
     return float((images - start).norm()/start.norm())
+
+def movement_line(moved:dict # distilled set -> its `mtt_movement`
+                 ) -> str:
+    "The Conclusion's line on how far distilled sets moved from their real start, and what it means where that is little."
+    lo, hi = (100*f(moved.values()) for f in (min, max))
+    return (f"The distilled {'images' if len(moved) == 1 else 'sets'} moved {f'{hi:.1f}' if lo == hi else f'{lo:.1f}–{hi:.1f}'} % from "
+            "the real images they started from (‖x − x₀‖/‖x₀‖, preprocessed)" + (
+            ": still so close to that random real start that this run says little about trajectory matching at the study's size."
+            if hi < 10 else '.'))
+
+def random_real_line(distilled:dict, # history of networks trained on plain MTT's images (`test_acc`, and `test_correct` if kept)
+                     mtt_run,        # the `mtt` results folder at the same preset
+                     tag:str         # the data set's tag: the `mtt` row `{tag}_real_random` holds the random real images
+                    ) -> list[str]:
+    "The Conclusion's line on plain MTT's images against as many random real ones (other networks), if that `mtt` run exists."
+    row = f'{tag}_real_random'
+    if not (Path(mtt_run)/'metrics.json').is_file() or row not in (m := read_metrics(mtt_run))['histories']: return []
+    real = m['histories'][row]['independent']
+    iv = interval(_last(distilled, 'acc'), _last(real, 'acc'), n_test=n_test_images(m['settings']), correct=correctness(distilled, real))
+    return [f"Plain MTT's images against as many random real images (the `mtt` run at this preset, other networks): {iv.text()} points; "
+            + {1: 'distilled images beat random real ones here.', -1: 'distilled images lose to random real ones here.',
+               0: 'distilled images do not beat random real ones at this size, so whether a KD term makes them better cannot be told here.'}[iv.sign()]]
 
 def conclusion(folder,     # the run's results folder
                extra=()    # lines of the notebook's own numbers, in markdown
