@@ -2,8 +2,8 @@
 
 (a) `kdnotes reproduce --preset smoke`: every experiment at `smoke`, local (one after another in this machine's
     process) against Ray (the experiments side by side, their units as tasks);
-(b) `000_kd_mtt` at `cpu` (teacher, experts, then the seven distillations and evaluations of plain MTT and the T × α
-    grid): `kdnotes run` local against Ray.
+(b) `000_kd_mtt` at `cpu` (teacher, experts, then the seven distillations of plain MTT and the T × α grid, and the
+    evaluations of each and of the random real start): `kdnotes run` local against Ray.
 
 The cluster is two Ray nodes of one CPU each, each with a cache folder of its own, so that the units' results travel
 through Ray as they would between machines; every process has one torch thread. The ratio is local wall time / Ray

@@ -31,7 +31,7 @@ def _vid_teachers(c):
 UNITS = {   # experiment -> settings -> {stage: keys of its units, or None for a stage that is one unit}, in training order
     '000_kd_alpha': lambda c: {'alone': ['teacher', 'student'],
                                'kd': [f'kd_{form}_a{round(100*a):03d}' for form in ('literal', 'hinton') for a in c['alphas']]},
-    '000_kd_mtt': lambda c: {'teacher': None, 'experts': None, 'distill': ['mtt_plain', *_kd_points(c)], 'eval': ['mtt_plain', *_kd_points(c)]},
+    '000_kd_mtt': lambda c: {'teacher': None, 'experts': None, 'distill': ['mtt_plain', *_kd_points(c)], 'eval': ['mtt_plain', 'real_random', *_kd_points(c)]},
     '001_gtn': lambda c: {'gtn': [f'{mode}_K{K}' for K in c['Ks'] for mode in c['modes']]},
     '002_cifar10': lambda c: {'teachers': list(c['teachers']),
                               'students': [f'{p}/{row}' for p in c['protocols']

@@ -888,17 +888,13 @@ def movement_line(moved:dict # distilled set -> its `mtt_movement`
             if hi < 10 else '.'))
 
 def random_real_line(distilled:dict, # history of networks trained on plain MTT's images (`test_acc`, and `test_correct` if kept)
-                     mtt_run,        # the `mtt` results folder at the same preset
-                     tag:str         # the data set's tag: the `mtt` row `{tag}_real_random` holds the random real images
-                    ) -> list[str]:
-    "The Conclusion's line on plain MTT's images against as many random real ones (other networks), if that `mtt` run exists."
-    row = f'{tag}_real_random'
-    if not (Path(mtt_run)/'metrics.json').is_file() or row not in (m := read_metrics(mtt_run))['histories']: return []
-    real = m['histories'][row]['independent']
-    iv = interval(_last(distilled, 'acc'), _last(real, 'acc'), n_test=n_test_images(m['settings']), correct=correctness(distilled, real))
-    return [f"Plain MTT's images against as many random real images (the `mtt` run at this preset, other networks): {iv.text()} points; "
+                     real:dict       # history of the same networks (initialisations and draws) trained on the real images it started from
+                    ) -> str:
+    "The Conclusion's line on plain MTT's images against the random real images they started from, network by network."
+    iv = interval(_last(distilled, 'acc'), _last(real, 'acc'), paired=True, correct=correctness(distilled, real))
+    return (f"Plain MTT's images against the random real images they started from (the same networks): {iv.text()} points; "
             + {1: 'distilled images beat random real ones here.', -1: 'distilled images lose to random real ones here.',
-               0: 'distilled images do not beat random real ones at this size, so whether a KD term makes them better cannot be told here.'}[iv.sign()]]
+               0: 'distilled images do not beat random real ones at this size, so whether a KD term makes them better cannot be told here.'}[iv.sign()])
 
 def conclusion(folder,     # the run's results folder
                extra=()    # lines of the notebook's own numbers, in markdown
