@@ -135,7 +135,8 @@ class Experiment:
                 (tmp/'tables'/f'{name}.md').write_text(md_table(df)); df.to_csv(tmp/'tables'/f'{name}.csv', index=False)
             for name, fig in (figures or {}).items(): save_figure(fig, tmp/'figures'/f'{name}.png')
             save_json(provenance(self.dev, experiment=self.name, preset=self.preset, seeds=self.cfg['seeds'], **info,
-                                 timings=self.timings, wall_time_s=round(time.time() - self.start, 1)), tmp/'provenance.json')
+                                 timings=self.timings, wall_time_s=round(time.time() - self.start, 1),
+                                 **({'units_s': round(self.read_s, 1)} if self.read_s else {})), tmp/'provenance.json')
         print(f'results folder written: {self.name}/{self.preset}')
         return self.out
 

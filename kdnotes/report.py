@@ -850,14 +850,14 @@ def ran_current(folder) -> bool:
     return ran is not None and ran == code_cells(experiments_dir()/f'{exp}.ipynb')
 
 def run_status(root='results') -> pd.DataFrame:
-    "Every experiment × preset (test presets aside): ran (from the current source or an older one; commit, device, wall time, data read) or not (what it needs)."
+    "Every experiment × preset (test presets aside): ran (from the current source or an older one; commit, device, time, data read) or not (what it needs)."
     lines = []
     for exp in sorted(PRESETS):
         for preset in [p for p in PRESETS[exp] if p not in TEST_PRESETS]:
             d = Path(root)/exp/preset
             if (d/'metrics.json').is_file():
                 p = load_json(d/'provenance.json') if (d/'provenance.json').is_file() else {}
-                s = p.get('wall_time_s')
+                s = p.get('wall_time_s') and p['wall_time_s'] + p.get('units_s', 0)   # a gathered run: its units' seconds too
                 lines.append(dict(experiment=exp, preset=preset, status='ran' if ran_current(d) else 'ran an older source: rerun', commit=(p.get('git_commit') or '—')[:7],
                                   device=p.get('device_name', '—'), time='—' if s is None else f'{s/3600:.1f} h' if s >= 3600 else f'{s/60:.0f} min',
                                   data=', '.join(data_copies(d)) or '—'))
