@@ -12,7 +12,6 @@ from conftest import ROOT
 from kdnotes.report import ran_current
 
 AWAITING_RERUN = {   # results folder: why it was not rerun from the current source
-    '003_vid/slides': '1.2 h of one CPU core when it last ran; its rerun was started and stopped (resumable) for lack of time',
     '003_vid/paper_cnn': '2.3 h of one CPU core when it last ran; its rerun was started and stopped (resumable) for lack of time',
 }
 MACHINE_PATH = re.compile(r'(/tmp/|/var/folders/|/home/|/root/|/Users/|/work/|site-packages|\.venv|\.cache/kdnotes)')
