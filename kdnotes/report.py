@@ -27,11 +27,12 @@ __all__ = ['METRICS', 'CURVES', 'CLAIMS', 'DIGITS', 'WHY', 'DATA_NAMES', 'NAMED_
            'data_label', 'why', 'comparison', 'md_table', 'difference', 'Interval', 't_quantile', 'interval',
            'n_test_images', 'last_difference', 'effect', 'correctness', 'effects', 'runs_table', 'verdicts',
            'grid_table', 'house_style', 'save_figure', 'row_label', 'plot_curves', 'plot_final', 'band', 'image_grid',
-           'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'render', 'results_folders',
-           'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table', 'at_study_size', 'estimate',
-           'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines', 'study_tables', 'code_cells',
-           'ran_current', 'run_status', 'status_md', 'mtt_movement', 'movement_line', 'random_real_line', 'conclusion',
-           'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text', 'write_readme']
+           'plot_distillation', 'heatmaps', 'plot_means', 'summary', 'read_metrics', 'curve_points', 'render',
+           'results_folders', 'check_results_folders', 'claims_frame', 'run_link', 'added', 'added_table',
+           'at_study_size', 'estimate', 'judge', 'judge_run', 'findings', 'findings_md', 'coverage', 'study_lines',
+           'study_tables', 'code_cells', 'ran_current', 'run_status', 'status_md', 'mtt_movement', 'movement_line',
+           'random_real_line', 'conclusion', 'markers', 'fill_table', 'write_tables', 'rebase_links', 'readme_text',
+           'write_readme']
 
 # %% ../nbs/10_report.ipynb #8406b3f0
 METRICS = {'acc': 'accuracy', 'ce': 'cross-entropy', 'integral': 'integral criterion', 'mse': 'test MSE'}
@@ -476,6 +477,10 @@ def read_metrics(folder # a results folder
     return m
 
 # %% ../nbs/10_report.ipynb #585c1c80
+def curve_points(history:dict) -> int:
+    "How many points a test curve of `history` has (the recorded epochs)."
+    return np.asarray(next(history[k] for k in CURVES if k in history)).shape[-1]
+
 def render(results_dir # a folder holding metrics.json
           ) -> pd.DataFrame:
     "Write the tables and figures of a results folder from its metrics.json; return the comparison."
@@ -488,8 +493,10 @@ def render(results_dir # a folder holding metrics.json
     for name, f in metrics['figures'].items():
         for p in sorted(protocols):
             if not all(p in metrics['histories'][r] for r in f['rows']): continue
-            save_figure(plot_curves(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_{p}.png')
-            if len(f['rows']) > 1 and all('test_acc' in metrics['histories'][r][p] for r in f['rows']):
+            curve = d/'figures'/f'{name}_{p}.png'
+            if curve_points(metrics['histories'][f['rows'][0]][p]) > 2: save_figure(plot_curves(metrics, f['rows'], p, f['title']), curve)
+            else: [curve.with_suffix(s).unlink(missing_ok=True) for s in ('.png', '.svg')]   # the start and the end only: no curve to draw
+            if (len(f['rows']) > 1 or not curve.exists()) and all('test_acc' in metrics['histories'][r][p] for r in f['rows']):
                 save_figure(plot_final(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_final_{p}.png')
     return cmp
 
