@@ -493,10 +493,11 @@ def render(results_dir # a folder holding metrics.json
     for name, f in metrics['figures'].items():
         for p in sorted(protocols):
             if not all(p in metrics['histories'][r] for r in f['rows']): continue
-            curve = d/'figures'/f'{name}_{p}.png'
-            if curve_points(metrics['histories'][f['rows'][0]][p]) > 2: save_figure(plot_curves(metrics, f['rows'], p, f['title']), curve)
-            else: [curve.with_suffix(s).unlink(missing_ok=True) for s in ('.png', '.svg')]   # the start and the end only: no curve to draw
-            if (len(f['rows']) > 1 or not curve.exists()) and all('test_acc' in metrics['histories'][r][p] for r in f['rows']):
+            curve, drawn = d/'figures'/f'{name}_{p}.png', curve_points(metrics['histories'][f['rows'][0]][p]) > 2
+            if drawn: save_figure(plot_curves(metrics, f['rows'], p, f['title']), curve)
+            else:                                              # the first and the last epoch only: no curve to draw
+                for suffix in ('.png', '.svg'): curve.with_suffix(suffix).unlink(missing_ok=True)
+            if (len(f['rows']) > 1 or not drawn) and all('test_acc' in metrics['histories'][r][p] for r in f['rows']):
                 save_figure(plot_final(metrics, f['rows'], p, f['title']), d/'figures'/f'{name}_final_{p}.png')
     return cmp
 
