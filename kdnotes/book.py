@@ -250,7 +250,7 @@ img { max-width: 100%; height: auto; }
 .unlinked { border-bottom: 1px dotted var(--muted); }
 .results-table table { display: table; width: 100%; font-size: .84rem; }
 .results-table td { font-variant-numeric: tabular-nums; }
-.results-table td:nth-child(-n+2), .results-table td:last-child { overflow-wrap: anywhere; }
+.results-table td:nth-child(-n+2), .results-table td:last-child { overflow-wrap: break-word; }
 .results-table ol li { margin: .35rem 0; }
 .output_area pre, .jp-OutputArea-output pre { white-space: pre-wrap; overflow-wrap: anywhere; }
 .celltag_hide-input .jp-Cell-inputWrapper, .celltag_hide-input .input { display: none; }
