@@ -11,10 +11,7 @@ import json, re
 from conftest import ROOT
 from kdnotes.report import ran_current
 
-AWAITING_RERUN = {   # results folder: why it was not rerun from the current source
-    '003_vid/paper_cnn': 'rerun under way, resumable: the full-data rows of the study student are retrained from the current source; '
-                         'its 6 `further` rows on the full training set need about 3 more hours of one CPU core',
-}
+AWAITING_RERUN = {}   # results folder: why it was not rerun from the current source
 MACHINE_PATH = re.compile(r'(/tmp/|/var/folders/|/home/|/root/|/Users/|/work/|site-packages|\.venv|\.cache/kdnotes)')
 BAD_WORDS = ('Traceback', 'Warning')
 
